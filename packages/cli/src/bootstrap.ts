@@ -1,0 +1,59 @@
+import { join } from 'node:path'
+import {
+  type ConfigSchema,
+  createGcnNode,
+  createLogger,
+  formatHelp,
+  type LogLevel,
+  loadConfig,
+  loadOrCreateIdentity,
+  type NetworkProfile
+} from '@gcn/core'
+import { commonOptions } from './common-options.js'
+import { untilSignal } from './process.js'
+
+export const bootstrapSchema = {
+  ...commonOptions,
+  keyFile: {
+    type: 'string',
+    valueName: 'PATH',
+    default: join('.gcn', 'bootstrap', 'peer.key'),
+    description: 'Ed25519 identity file (created with mode 0600 if missing; refused if readable by others)'
+  },
+  targetPeers: { type: 'integer', min: 0, default: 50, description: 'keep dialing discovered peers until this many are connected' }
+} satisfies ConfigSchema
+
+export const bootstrapHelp = formatHelp(
+  'gcn bootstrap [options]',
+  'Run a bootstrap node: a DHT server and gossipsub relay that new peers dial first.\nPrints its full multiaddrs (with /p2p/<peer id>) on start; keeps its identity across restarts.',
+  bootstrapSchema
+)
+
+export async function runBootstrap(argv: string[]): Promise<number> {
+  const { values, help } = loadConfig(bootstrapSchema, { argv })
+  if (help) {
+    process.stdout.write(bootstrapHelp)
+    return 0
+  }
+  const log = createLogger({
+    component: 'gcn:bootstrap',
+    level: values.logLevel as LogLevel,
+    format: values.logFormat as 'json' | 'pretty'
+  })
+  const identity = await loadOrCreateIdentity(values.keyFile)
+  const node = await createGcnNode({
+    role: 'bootstrap',
+    privateKey: identity.privateKey,
+    profile: values.profile as NetworkProfile,
+    ...(values.listen === undefined ? {} : { listen: values.listen }),
+    ...(values.announce === undefined ? {} : { announce: values.announce }),
+    bootstrap: values.bootstrap ?? [],
+    targetPeers: values.targetPeers,
+    logger: log
+  })
+  await node.start()
+  process.stdout.write(
+    `gcn bootstrap ready\npeer id: ${node.peerId.toString()}${identity.created ? ' (new identity)' : ''}\nkey file: ${values.keyFile}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+  )
+  return untilSignal(log, () => node.stop())
+}

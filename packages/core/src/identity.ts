@@ -1,0 +1,185 @@
+/**
+ * Persistent peer identity: one Ed25519 key per node, kept as libp2p protobuf
+ * private-key bytes in a file only its owner can read.
+ */
+import { constants } from 'node:fs'
+import { type FileHandle, link, mkdir, open, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { randomBytes } from './crypto.js'
+import { GcnError, InsecureKeyFileError, InvalidKeyError } from './errors.js'
+
+/** The key file does not exist and creating it was not allowed. */
+export class KeyFileNotFoundError extends GcnError {
+  static override readonly code = 'ERR_KEY_FILE_NOT_FOUND'
+  override name = 'KeyFileNotFoundError'
+}
+
+export interface LoadIdentityOptions {
+  /** Create a new key when the file is missing (default true). */
+  create?: boolean
+}
+
+export interface Identity {
+  privateKey: Ed25519PrivateKey
+  peerId: PeerId
+  /** True when this call generated the key. */
+  created: boolean
+}
+
+// An Ed25519 key in protobuf form is 68 bytes; anything far larger is not a key file.
+const MAX_KEY_FILE_BYTES = 4096
+
+function hasCode(err: unknown, ...codes: string[]): boolean {
+  return typeof err === 'object' && err !== null && codes.includes((err as { code?: unknown }).code as string)
+}
+
+/**
+ * Loads the node's Ed25519 key from path, or creates it (mode 0600, parent
+ * directory 0700) when missing and options.create is not false.
+ */
+export async function loadOrCreateIdentity(path: string, options: LoadIdentityOptions = {}): Promise<Identity> {
+  if (typeof path !== 'string' || path.length === 0) throw new GcnError('identity key path must be a non-empty string')
+  const existing = await readKeyFile(path)
+  if (existing !== undefined) return { privateKey: existing, peerId: peerIdFromPrivateKey(existing), created: false }
+  if (options.create === false) {
+    throw new KeyFileNotFoundError(`identity key file ${path} does not exist`, {
+      hint: 'check the path, or allow creating a new identity'
+    })
+  }
+  const privateKey = await generateKeyPair('Ed25519')
+  if (await writeKeyFileExclusive(path, privateKeyToProtobuf(privateKey))) {
+    return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created: true }
+  }
+  // Another process created the file between our read and write: use its key.
+  const raced = await readKeyFile(path)
+  if (raced === undefined) throw new GcnError(`identity key file ${path} vanished while being created`)
+  return { privateKey: raced, peerId: peerIdFromPrivateKey(raced), created: false }
+}
+
+/** The key in path, or undefined when the file does not exist. */
+async function readKeyFile(path: string): Promise<Ed25519PrivateKey | undefined> {
+  let handle: FileHandle
+  try {
+    // O_NONBLOCK so a FIFO at path is refused below instead of hanging the open.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (err) {
+    if (hasCode(err, 'ENOENT')) return undefined
+    throw new InvalidKeyError(`cannot open identity key file ${path}`, { cause: err })
+  }
+  let bytes: Uint8Array
+  try {
+    // fstat the opened file, so the checks apply to what is actually read.
+    const stat = await handle.stat()
+    if (!stat.isFile()) throw new InvalidKeyError(`identity key file ${path} is not a regular file`)
+    // POSIX permission bits mean nothing on Windows.
+    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
+      throw new InsecureKeyFileError(
+        `identity key file ${path} is accessible by other users (mode ${(stat.mode & 0o777).toString(8).padStart(3, '0')})`,
+        { hint: `chmod 600 ${path}` }
+      )
+    }
+    if (stat.size > MAX_KEY_FILE_BYTES) throw new InvalidKeyError(`identity key file ${path} is too large to be a key (${stat.size} bytes)`)
+    bytes = await handle.readFile()
+  } catch (err) {
+    if (err instanceof GcnError) throw err
+    throw new InvalidKeyError(`cannot read identity key file ${path}`, { cause: err })
+  } finally {
+    await handle.close()
+  }
+  return decodeKey(path, bytes)
+}
+
+function decodeKey(path: string, bytes: Uint8Array): Ed25519PrivateKey {
+  let key: ReturnType<typeof privateKeyFromProtobuf>
+  try {
+    key = privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    throw new InvalidKeyError(`identity key file ${path} is corrupt`, {
+      cause: err,
+      hint: 'restore it from a backup, or move it away to create a new identity (a new peer id)'
+    })
+  }
+  if (key.type !== 'Ed25519') {
+    throw new InvalidKeyError(`identity key file ${path} holds a ${key.type} key; gcn needs Ed25519`)
+  }
+  // The protobuf stores seed || public key; a mismatched half would sign as one peer and claim to be another.
+  let derived: Uint8Array
+  try {
+    derived = ed25519.getPublicKey(key.raw.subarray(0, 32))
+  } catch (err) {
+    throw new InvalidKeyError(`identity key file ${path} is corrupt`, { cause: err })
+  }
+  if (!equalBytes(derived, key.publicKey.raw)) {
+    throw new InvalidKeyError(`identity key file ${path} is corrupt: public key does not match private key`)
+  }
+  return key
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!
+  return diff === 0
+}
+
+/**
+ * Writes bytes to path only if path does not exist yet; false when it does.
+ * The key is written and fsynced under a temporary name, then hard-linked into
+ * place: unlike rename, link never replaces a key another process just created.
+ */
+async function writeKeyFileExclusive(path: string, bytes: Uint8Array): Promise<boolean> {
+  const dir = dirname(path)
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+  } catch (err) {
+    throw new InvalidKeyError(`cannot create directory ${dir} for the identity key`, { cause: err })
+  }
+  const tmp = join(dir, `.${basename(path)}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`)
+  try {
+    const handle = await open(tmp, 'wx', 0o600)
+    try {
+      await handle.writeFile(bytes)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    let placed: boolean
+    try {
+      await link(tmp, path)
+      placed = true
+    } catch (err) {
+      if (hasCode(err, 'EEXIST')) {
+        placed = false
+      } else if (hasCode(err, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK')) {
+        // Filesystems without hard links: rename is still atomic, only not exclusive.
+        await rename(tmp, path)
+        placed = true
+      } else {
+        throw err
+      }
+    }
+    await syncDir(dir)
+    return placed
+  } catch (err) {
+    throw new InvalidKeyError(`cannot write identity key file ${path}`, { cause: err })
+  } finally {
+    await unlink(tmp).catch(() => {})
+  }
+}
+
+// Makes the new directory entry durable; some platforms cannot fsync a directory.
+async function syncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined
+  try {
+    handle = await open(dir, 'r')
+    await handle.sync()
+  } catch {
+    // best effort
+  } finally {
+    await handle?.close()
+  }
+}
