@@ -1,5 +1,9 @@
 import { GcnError } from '@gcn/core'
 import { runBootstrap } from './bootstrap.js'
+import { runDevnet } from './devnet.js'
+import { runDistributor } from './distributor.js'
+import { runModel } from './model.js'
+import { runSupplier } from './supplier.js'
 
 interface Command {
   summary: string
@@ -15,10 +19,11 @@ const notYet = (what: string): Command['run'] => {
 
 const commands: Record<string, Command> = {
   bootstrap: { summary: 'run a bootstrap node (DHT server + gossip relay)', run: runBootstrap },
-  supplier: { summary: 'run a supplier peer that serves a local model', run: notYet('supplier') },
-  distributor: { summary: 'run a distributor with the OpenAI-compatible gateway', run: notYet('distributor') },
+  supplier: { summary: 'run a supplier peer that serves a local model', run: runSupplier },
+  distributor: { summary: 'run a distributor with the OpenAI-compatible gateway', run: runDistributor },
   registry: { summary: 'run a registry peer (receipts ledger, settlement)', run: notYet('registry') },
-  devnet: { summary: 'start a whole local network on 127.0.0.1', run: notYet('devnet') }
+  devnet: { summary: 'start a whole local network on 127.0.0.1', run: runDevnet },
+  model: { summary: 'write a deterministic GGUF test model (gcn model make --out FILE)', run: runModel }
 }
 
 export const mainHelp = `Usage: gcn <command> [options]

@@ -5,3 +5,5 @@ export const DHT_PROTOCOL = '/gcn/kad/1.0.0'
 export const CAPACITY_TOPIC = '/gcn/capacity/1'
 /** Distributor → supplier task stream. */
 export const TASK_PROTOCOL = '/gcn/task/1.0.0'
+/** Ask a peer for its current signed capacity advert (one frame, then close). */
+export const ADVERT_PROTOCOL = '/gcn/advert/1.0.0'

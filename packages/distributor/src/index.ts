@@ -1,1 +1,18 @@
-export {}
+export type { InferenceBackend } from './backend.js'
+export { DIRECTORY_DEFAULTS, type DirectoryInit, SupplierDirectory, type SupplierEntry } from './directory.js'
+export * from './errors.js'
+export {
+  type ApiKeyRecord,
+  ApiKeyStore,
+  createGateway,
+  GATEWAY_DEFAULTS,
+  type Gateway,
+  type GatewayComponents,
+  type GatewayInit,
+  type GatewayLimits,
+  type GatewayStats,
+  hashApiKey,
+  type PlainApiKey,
+  UnsupportedParameterError
+} from './gateway.js'
+export { ROUTER_DEFAULTS, type RouterInit, TaskRouter } from './router.js'

@@ -7,7 +7,8 @@
  * but it has a real SPM-style vocabulary, a chat template and llama.cpp-valid tensor shapes.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { open, rename, rm } from 'node:fs/promises'
+import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
 
 /** Bump whenever the bytes produced for a given preset/seed/name change. */
 export const GGUF_WRITER_VERSION = 1
@@ -571,6 +572,7 @@ export async function writeGguf(path: string, options: GgufOptions, hooks: Write
   const plan = makePlan(options)
   const { signal, onProgress } = hooks
   signal?.throwIfAborted()
+  await mkdir(dirname(path), { recursive: true })
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
   const hash = createHash('sha256')
   const file = await open(tmp, 'wx', 0o644)

@@ -1,1 +1,22 @@
-export {}
+export type { EngineStats, GenerationEngine } from './engine.js'
+export * from './errors.js'
+export {
+  buildGguf,
+  GGUF_WRITER_VERSION,
+  type GgufOptions,
+  MODEL_PRESETS,
+  type ModelPreset,
+  type ModelPresetName,
+  type WrittenGguf,
+  writeGguf
+} from './gguf-writer.js'
+export { sha256File, verifyModelFile } from './model-file.js'
+export {
+  createModelRuntime,
+  type GenerationChunk,
+  type ModelRuntime,
+  type ModelRuntimeInfo,
+  type ModelRuntimeInit,
+  type ModelRuntimeStats
+} from './runtime.js'
+export { SUPPLIER_DEFAULTS, Supplier, type SupplierComponents, type SupplierInit } from './supplier.js'

@@ -1,0 +1,187 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { type ConfigSchema, createLogger, formatHelp, GcnError, LOG_LEVELS, type LogLevel, loadConfig } from '@gcn/core'
+import { sha256File, writeGguf } from '@gcn/supplier'
+import { untilSignal } from './process.js'
+import { progressBar } from './progress.js'
+
+const GCN_BIN = fileURLToPath(new URL('../../bin/gcn.js', import.meta.url))
+
+export const devnetSchema = {
+  gatewayPort: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'HTTP gateway port (0 = any free port)' },
+  suppliers: { type: 'integer', min: 1, max: 32, default: 2, description: 'supplier processes to start' },
+  apiKey: { type: 'string', description: 'API key of the devnet game (default: a random key, printed on start)' },
+  model: { type: 'string', valueName: 'PATH', description: 'GGUF model every supplier serves (default: a generated tiny model)' },
+  slots: { type: 'integer', min: 1, max: 64, default: 2, description: 'tasks each supplier generates at once' },
+  threads: { type: 'integer', min: 1, max: 256, default: 1, description: 'CPU threads per supplier' },
+  dataDir: { type: 'string', valueName: 'DIR', default: join('.gcn', 'devnet'), description: 'keys, models and state of the devnet' },
+  logLevel: {
+    type: 'string',
+    choices: LOG_LEVELS,
+    default: 'warn',
+    description: 'log level of the started processes (their logs go to stderr)'
+  }
+} satisfies ConfigSchema
+
+export const devnetHelp = formatHelp(
+  'gcn devnet [options]',
+  'Start a whole local network on 127.0.0.1, each role in its own process: a bootstrap node,\nsuppliers serving a generated model, and a distributor with the OpenAI-compatible gateway.\nSIGINT/SIGTERM stop every process it started.',
+  devnetSchema
+)
+
+interface Child {
+  name: string
+  proc: ChildProcess
+  lines: string[]
+}
+
+export async function runDevnet(argv: string[]): Promise<number> {
+  const { values, help } = loadConfig(devnetSchema, { argv })
+  if (help) {
+    process.stdout.write(devnetHelp)
+    return 0
+  }
+  const log = createLogger({ component: 'gcn:devnet', level: values.logLevel as LogLevel, format: 'pretty' })
+  const dataDir = resolve(values.dataDir)
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const apiKey = values.apiKey ?? `gcn-dev-${randomBytes(12).toString('hex')}`
+
+  let modelPath = values.model === undefined ? undefined : resolve(values.model)
+  if (modelPath === undefined) {
+    modelPath = join(dataDir, 'models', 'gcn-tiny-s1.gguf')
+    if (!existsSync(modelPath)) {
+      const bar = progressBar('generating tiny test model')
+      await writeGguf(modelPath, { preset: 'tiny', seed: 1 }, { onProgress: (d, t) => bar.update(d, t) })
+      bar.done()
+    }
+  }
+  const bar = progressBar('hashing model')
+  const modelSha256 = await sha256File(modelPath, { onProgress: (d, t) => bar.update(d, t) })
+  bar.done()
+
+  const children: Child[] = []
+  let stopping = false
+  const stopAll = async (): Promise<void> => {
+    stopping = true
+    await Promise.all(
+      children.map(
+        c =>
+          new Promise<void>(done => {
+            if (c.proc.exitCode !== null || c.proc.signalCode !== null) return done()
+            const timer = setTimeout(() => c.proc.kill('SIGKILL'), 10_000)
+            c.proc.once('exit', () => {
+              clearTimeout(timer)
+              done()
+            })
+            c.proc.kill('SIGTERM')
+          })
+      )
+    )
+  }
+  let failed: ((err: Error) => void) | undefined
+  const failure = new Promise<never>((_, reject) => {
+    failed = reject
+  })
+  failure.catch(() => undefined)
+
+  const start = (name: string, args: string[]): Child => {
+    const proc = spawn(process.execPath, [GCN_BIN, ...args, '--log-level', values.logLevel, '--log-format', 'pretty'], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const child: Child = { name, proc, lines: [] }
+    createInterface({ input: proc.stdout! }).on('line', line => child.lines.push(line))
+    createInterface({ input: proc.stderr! }).on('line', line => process.stderr.write(`[${name}] ${line}\n`))
+    proc.once('exit', (code, signal) => {
+      if (!stopping) {
+        log.error('process exited unexpectedly', { name, code, signal })
+        failed?.(new GcnError(`${name} exited (${code ?? signal}) while the devnet was running`))
+      }
+    })
+    children.push(child)
+    return child
+  }
+  const waitForLine = async (child: Child, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      for (const line of child.lines) {
+        const m = line.match(pattern)
+        if (m !== null) return m
+      }
+      if (Date.now() > deadline) throw new GcnError(`${child.name} did not become ready within ${timeoutMs} ms`)
+      await Promise.race([new Promise(r => setTimeout(r, 50)), failure])
+    }
+  }
+
+  try {
+    const local = ['--profile', 'local', '--listen', '/ip4/127.0.0.1/tcp/0']
+    const boot = start('bootstrap', ['bootstrap', ...local, '--key-file', join(dataDir, 'bootstrap', 'peer.key')])
+    const bootAddr = (await waitForLine(boot, /^\s+(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/))[1]!
+    const distributor = start('distributor', [
+      'distributor',
+      ...local,
+      '--bootstrap',
+      bootAddr,
+      '--data-dir',
+      join(dataDir, 'distributor'),
+      '--gateway-port',
+      String(values.gatewayPort),
+      '--api-key',
+      `devnet:${apiKey}`
+    ])
+    const suppliers = Array.from({ length: values.suppliers }, (_, i) =>
+      start(`supplier-${i + 1}`, [
+        'supplier',
+        ...local,
+        '--bootstrap',
+        bootAddr,
+        '--data-dir',
+        join(dataDir, `supplier-${i + 1}`),
+        '--model',
+        modelPath!,
+        '--model-sha256',
+        modelSha256,
+        '--slots',
+        String(values.slots),
+        '--threads',
+        String(values.threads)
+      ])
+    )
+    const gateway = (await waitForLine(distributor, /^gateway: (\S+)$/))[1]!
+    await Promise.all(suppliers.map(s => waitForLine(s, /^gcn supplier ready$/)))
+    // Ready when the gateway lists the model with every supplier behind it.
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const models = await fetch(`${gateway}/models`, { headers: { authorization: `Bearer ${apiKey}` } })
+        .then(r => r.json() as Promise<{ data?: Array<{ id: string; gcn?: { suppliers?: number } }> }>)
+        .catch(() => ({ data: [] }))
+      const model = models.data?.[0]
+      if (model !== undefined && (model.gcn?.suppliers ?? 0) >= values.suppliers) {
+        process.stdout.write(
+          [
+            'gcn devnet ready',
+            `gateway: ${gateway}`,
+            `api key: ${apiKey}`,
+            `model: ${model.id} (sha256 ${modelSha256})`,
+            `suppliers: ${values.suppliers}`,
+            '',
+            'try:',
+            `  curl -s ${gateway}/chat/completions -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\`,
+            `    -d '{"model":"${model.id}","messages":[{"role":"user","content":"Hello, innkeeper!"}],"max_tokens":32}'`,
+            ''
+          ].join('\n')
+        )
+        break
+      }
+      if (Date.now() > deadline) throw new GcnError('suppliers did not appear at the gateway within 60 s')
+      await Promise.race([new Promise(r => setTimeout(r, 200)), failure])
+    }
+    return await Promise.race([untilSignal(log, stopAll), failure])
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs'
+import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
+import { type ApiKeyRecord, ApiKeyStore, createGateway, SupplierDirectory, TaskRouter } from '@gcn/distributor'
+import { untilSignal } from './process.js'
+import { roleOptions, startRoleNode } from './role.js'
+
+export const distributorSchema = {
+  ...roleOptions('distributor'),
+  gatewayHost: { type: 'string', default: '127.0.0.1', description: 'interface the HTTP gateway listens on' },
+  gatewayPort: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'HTTP gateway port (0 = any free port)' },
+  apiKey: {
+    type: 'string[]',
+    valueName: 'GAME:KEY',
+    description: 'a plain API key for a game, as GAME_ID:KEY (devnet; production uses --api-keys-file with hashes)'
+  },
+  apiKeysFile: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'JSON array of {gameId, keyHash (sha256 hex), ratePerMinute, maxConcurrent}'
+  },
+  firstTokenTimeoutMs: {
+    type: 'integer',
+    min: 100,
+    default: 10_000,
+    description: 'try another supplier when no first token arrives by then'
+  },
+  maxAttempts: { type: 'integer', min: 1, max: 10, default: 3, description: 'suppliers tried per request' }
+} satisfies ConfigSchema
+
+export const distributorHelp = formatHelp(
+  'gcn distributor [options]',
+  'Run a distributor: tracks suppliers, routes tasks with failover and serves the OpenAI-compatible gateway.',
+  distributorSchema
+)
+
+function loadKeys(plain: string[] | undefined, file: string | undefined): ApiKeyStore {
+  const store = ApiKeyStore.fromPlainKeys(
+    (plain ?? []).map(entry => {
+      const i = entry.indexOf(':')
+      if (i <= 0 || i === entry.length - 1) throw new ConfigError(`--api-key must be GAME_ID:KEY, got ${JSON.stringify(entry)}`)
+      return { gameId: entry.slice(0, i), key: entry.slice(i + 1) }
+    })
+  )
+  if (file !== undefined) {
+    let records: ApiKeyRecord[]
+    try {
+      records = JSON.parse(readFileSync(file, 'utf8')) as ApiKeyRecord[]
+    } catch (err) {
+      throw new ConfigError(`cannot read API keys file ${file}`, { cause: err })
+    }
+    if (!Array.isArray(records)) throw new ConfigError(`API keys file ${file} must hold a JSON array`)
+    for (const r of records) store.add(r)
+  }
+  if (store.records().length === 0)
+    throw new ConfigError('no API keys configured', { hint: 'pass --api-key GAME:KEY or --api-keys-file FILE' })
+  return store
+}
+
+export async function runDistributor(argv: string[]): Promise<number> {
+  const { values, help } = loadConfig(distributorSchema, { argv })
+  if (help) {
+    process.stdout.write(distributorHelp)
+    return 0
+  }
+  const apiKeys = loadKeys(values.apiKey, values.apiKeysFile)
+  const { log, node } = await startRoleNode('distributor', values)
+  const directory = new SupplierDirectory({}, { node, logger: log })
+  const router = new TaskRouter(
+    { firstTokenTimeoutMs: values.firstTokenTimeoutMs, maxAttempts: values.maxAttempts },
+    { node, directory, logger: log }
+  )
+  const gateway = createGateway({ host: values.gatewayHost, port: values.gatewayPort, apiKeys }, { backend: router, logger: log })
+  await node.start()
+  directory.start()
+  await gateway.start()
+  process.stdout.write(
+    `gcn distributor ready\npeer id: ${node.peerId.toString()}\ngateway: ${gateway.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+  )
+  return untilSignal(log, async () => {
+    await gateway.stop()
+    directory.stop()
+    await node.stop()
+  })
+}

@@ -1,0 +1,88 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
+import { createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
+import { untilSignal } from './process.js'
+import { progressBar } from './progress.js'
+import { roleOptions, startRoleNode } from './role.js'
+
+export const supplierSchema = {
+  ...roleOptions('supplier'),
+  model: {
+    type: 'string',
+    valueName: 'PATH',
+    description: 'GGUF model file; without it a generated tiny test model is used (DATA_DIR/gcn-tiny.gguf)'
+  },
+  modelSha256: { type: 'string', valueName: 'HEX', description: 'refuse to serve unless the model file has this sha256' },
+  modelName: { type: 'string', description: 'name to advertise (default: the GGUF general.name)' },
+  slots: { type: 'integer', min: 1, max: 64, default: 2, description: 'tasks generated at once' },
+  maxQueue: { type: 'integer', min: 0, max: 10_000, default: 16, description: 'tasks waiting for a slot before new ones are refused' },
+  threads: {
+    type: 'integer',
+    min: 1,
+    max: 256,
+    default: 1,
+    description: 'CPU threads for the model (set it: the all-cores default collapses under load)'
+  },
+  contextSize: { type: 'integer', min: 64, description: 'tokens per sequence (default min(model, 2048))' },
+  gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
+  price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
+  rewardAddress: {
+    type: 'string',
+    default: '0x0000000000000000000000000000000000000000',
+    description: 'EVM address credited in settlement',
+    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
+  }
+} satisfies ConfigSchema
+
+export const supplierHelp = formatHelp(
+  'gcn supplier [options]',
+  'Run a supplier peer: serves a local GGUF model with node-llama-cpp over /gcn/task/1.0.0 and advertises capacity on gossipsub.',
+  supplierSchema
+)
+
+export async function runSupplier(argv: string[]): Promise<number> {
+  const { values, help } = loadConfig(supplierSchema, { argv })
+  if (help) {
+    process.stdout.write(supplierHelp)
+    return 0
+  }
+  const { log, identity, node } = await startRoleNode('supplier', values)
+  let modelPath = values.model
+  if (modelPath === undefined) {
+    modelPath = join(values.dataDir, 'gcn-tiny.gguf')
+    if (!existsSync(modelPath)) {
+      const bar = progressBar('generating tiny test model')
+      await writeGguf(modelPath, { preset: 'tiny', seed: 1 }, { onProgress: (d, t) => bar.update(d, t) })
+      bar.done()
+    }
+  }
+  const runtime = createModelRuntime(
+    {
+      modelPath,
+      ...(values.modelSha256 === undefined ? {} : { expectedSha256: values.modelSha256 }),
+      ...(values.modelName === undefined ? {} : { name: values.modelName }),
+      ...(values.contextSize === undefined ? {} : { contextSize: values.contextSize }),
+      slots: values.slots,
+      maxQueue: values.maxQueue,
+      threads: values.threads,
+      gpu: values.gpu === 'false' ? false : (values.gpu as 'auto' | 'cuda')
+    },
+    { logger: log }
+  )
+  await runtime.start()
+  const supplier = new Supplier(
+    { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress },
+    { node, privateKey: identity.privateKey, engine: runtime, logger: log }
+  )
+  await node.start()
+  await supplier.start()
+  process.stdout.write(
+    `gcn supplier ready\npeer id: ${node.peerId.toString()}\nmodel: ${runtime.info.name} ${runtime.info.id}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+  )
+  return untilSignal(log, async () => {
+    await supplier.stop()
+    await runtime.stop()
+    await node.stop()
+  })
+}

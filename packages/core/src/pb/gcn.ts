@@ -1,0 +1,2835 @@
+import { decodeMessage, encodeMessage, enumeration, MaxLengthError, message, streamMessage } from 'protons-runtime'
+import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
+import type { Codec, DecodeOptions } from 'protons-runtime'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export interface SignedEnvelope {
+  payloadType: string
+  payload: Uint8Array<ArrayBuffer>
+  publicKey: Uint8Array<ArrayBuffer>
+  signature: Uint8Array<ArrayBuffer>
+}
+
+export namespace SignedEnvelope {
+  let _codec: Codec<SignedEnvelope>
+
+  export const codec = (): Codec<SignedEnvelope> => {
+    if (_codec == null) {
+      _codec = message<SignedEnvelope>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.payloadType != null && obj.payloadType !== '')) {
+          w.uint32(10)
+          w.string(obj.payloadType)
+        }
+
+        if ((obj.payload != null && obj.payload.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.payload)
+        }
+
+        if ((obj.publicKey != null && obj.publicKey.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.publicKey)
+        }
+
+        if ((obj.signature != null && obj.signature.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.signature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          payloadType: '',
+          payload: uint8ArrayAlloc(0),
+          publicKey: uint8ArrayAlloc(0),
+          signature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.payloadType = reader.string()
+              break
+            }
+            case 2: {
+              obj.payload = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.publicKey = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.signature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.payloadType`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.payload`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.publicKey`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.signature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SignedEnvelopePayloadTypeFieldEvent {
+    field: '$.payloadType'
+    value: string
+  }
+
+  export interface SignedEnvelopePayloadFieldEvent {
+    field: '$.payload'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface SignedEnvelopePublicKeyFieldEvent {
+    field: '$.publicKey'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface SignedEnvelopeSignatureFieldEvent {
+    field: '$.signature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<SignedEnvelope>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, SignedEnvelope.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedEnvelope>): SignedEnvelope {
+    return decodeMessage(buf, SignedEnvelope.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedEnvelope>): Generator<SignedEnvelopePayloadTypeFieldEvent | SignedEnvelopePayloadFieldEvent | SignedEnvelopePublicKeyFieldEvent | SignedEnvelopeSignatureFieldEvent> {
+    return streamMessage(buf, SignedEnvelope.codec(), opts)
+  }
+}
+
+export interface ModelOffer {
+  id: string
+  name: string
+  contextSize: number
+  pricePer1kTokens: bigint
+}
+
+export namespace ModelOffer {
+  let _codec: Codec<ModelOffer>
+
+  export const codec = (): Codec<ModelOffer> => {
+    if (_codec == null) {
+      _codec = message<ModelOffer>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id !== '')) {
+          w.uint32(10)
+          w.string(obj.id)
+        }
+
+        if ((obj.name != null && obj.name !== '')) {
+          w.uint32(18)
+          w.string(obj.name)
+        }
+
+        if ((obj.contextSize != null && obj.contextSize !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.contextSize)
+        }
+
+        if ((obj.pricePer1kTokens != null && obj.pricePer1kTokens !== 0n)) {
+          w.uint32(32)
+          w.uint64(obj.pricePer1kTokens)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: '',
+          name: '',
+          contextSize: 0,
+          pricePer1kTokens: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.string()
+              break
+            }
+            case 2: {
+              obj.name = reader.string()
+              break
+            }
+            case 3: {
+              obj.contextSize = reader.uint32()
+              break
+            }
+            case 4: {
+              obj.pricePer1kTokens = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.name`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.contextSize`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.pricePer1kTokens`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ModelOfferIdFieldEvent {
+    field: '$.id'
+    value: string
+  }
+
+  export interface ModelOfferNameFieldEvent {
+    field: '$.name'
+    value: string
+  }
+
+  export interface ModelOfferContextSizeFieldEvent {
+    field: '$.contextSize'
+    value: number
+  }
+
+  export interface ModelOfferPricePer1kTokensFieldEvent {
+    field: '$.pricePer1kTokens'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<ModelOffer>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ModelOffer.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ModelOffer>): ModelOffer {
+    return decodeMessage(buf, ModelOffer.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ModelOffer>): Generator<ModelOfferIdFieldEvent | ModelOfferNameFieldEvent | ModelOfferContextSizeFieldEvent | ModelOfferPricePer1kTokensFieldEvent> {
+    return streamMessage(buf, ModelOffer.codec(), opts)
+  }
+}
+
+export interface CapacityAdvert {
+  peerId: string
+  multiaddrs: Uint8Array<ArrayBuffer>[]
+  models: ModelOffer[]
+  freeSlots: number
+  totalSlots: number
+  queueDepth: number
+  tokensPerSecond: number
+  ttftMs: number
+  rewardAddress: string
+  timestampMs: number
+  seq: number
+}
+
+export namespace CapacityAdvert {
+  let _codec: Codec<CapacityAdvert>
+
+  export const codec = (): Codec<CapacityAdvert> => {
+    if (_codec == null) {
+      _codec = message<CapacityAdvert>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.peerId != null && obj.peerId !== '')) {
+          w.uint32(10)
+          w.string(obj.peerId)
+        }
+
+        if (obj.multiaddrs != null && obj.multiaddrs.length > 0) {
+          for (const value of obj.multiaddrs) {
+            w.uint32(18)
+            w.bytes(value)
+          }
+        }
+
+        if (obj.models != null && obj.models.length > 0) {
+          for (const value of obj.models) {
+            w.uint32(26)
+            ModelOffer.codec().encode(value, w)
+          }
+        }
+
+        if ((obj.freeSlots != null && obj.freeSlots !== 0)) {
+          w.uint32(32)
+          w.uint32(obj.freeSlots)
+        }
+
+        if ((obj.totalSlots != null && obj.totalSlots !== 0)) {
+          w.uint32(40)
+          w.uint32(obj.totalSlots)
+        }
+
+        if ((obj.queueDepth != null && obj.queueDepth !== 0)) {
+          w.uint32(48)
+          w.uint32(obj.queueDepth)
+        }
+
+        if ((obj.tokensPerSecond != null && obj.tokensPerSecond !== 0)) {
+          w.uint32(61)
+          w.float(obj.tokensPerSecond)
+        }
+
+        if ((obj.ttftMs != null && obj.ttftMs !== 0)) {
+          w.uint32(64)
+          w.uint32(obj.ttftMs)
+        }
+
+        if ((obj.rewardAddress != null && obj.rewardAddress !== '')) {
+          w.uint32(74)
+          w.string(obj.rewardAddress)
+        }
+
+        if ((obj.timestampMs != null && obj.timestampMs !== 0)) {
+          w.uint32(80)
+          w.uint64Number(obj.timestampMs)
+        }
+
+        if ((obj.seq != null && obj.seq !== 0)) {
+          w.uint32(88)
+          w.uint64Number(obj.seq)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          peerId: '',
+          multiaddrs: [],
+          models: [],
+          freeSlots: 0,
+          totalSlots: 0,
+          queueDepth: 0,
+          tokensPerSecond: 0,
+          ttftMs: 0,
+          rewardAddress: '',
+          timestampMs: 0,
+          seq: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.peerId = reader.string()
+              break
+            }
+            case 2: {
+              if (opts.limits?.multiaddrs != null && obj.multiaddrs.length === opts.limits.multiaddrs) {
+                throw new MaxLengthError('Decode error - repeated field "multiaddrs" had too many elements')
+              }
+
+              obj.multiaddrs.push(reader.bytes())
+              break
+            }
+            case 3: {
+              if (opts.limits?.models != null && obj.models.length === opts.limits.models) {
+                throw new MaxLengthError('Decode error - repeated field "models" had too many elements')
+              }
+
+              obj.models.push(ModelOffer.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.models$
+              }))
+              break
+            }
+            case 4: {
+              obj.freeSlots = reader.uint32()
+              break
+            }
+            case 5: {
+              obj.totalSlots = reader.uint32()
+              break
+            }
+            case 6: {
+              obj.queueDepth = reader.uint32()
+              break
+            }
+            case 7: {
+              obj.tokensPerSecond = reader.float()
+              break
+            }
+            case 8: {
+              obj.ttftMs = reader.uint32()
+              break
+            }
+            case 9: {
+              obj.rewardAddress = reader.string()
+              break
+            }
+            case 10: {
+              obj.timestampMs = reader.uint64Number()
+              break
+            }
+            case 11: {
+              obj.seq = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          multiaddrs: 0,
+          models: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.peerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.multiaddrs != null && obj.multiaddrs === opts.limits.multiaddrs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "multiaddrs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.multiaddrs[]`,
+                index: obj.multiaddrs,
+                value: reader.bytes()
+              }
+
+              obj.multiaddrs++
+
+              break
+            }
+            case 3: {
+              if (opts.limits?.models != null && obj.models === opts.limits.models) {
+                throw new MaxLengthError('Streaming decode error - repeated field "models" had too many elements')
+              }
+
+              for (const evt of ModelOffer.codec().stream(reader, reader.uint32(), `${prefix}.models[]`, {
+                limits: opts.limits?.models$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.models
+                }
+              }
+
+              obj.models++
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.freeSlots`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.totalSlots`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.queueDepth`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.tokensPerSecond`,
+                value: reader.float()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.ttftMs`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.rewardAddress`,
+                value: reader.string()
+              }
+              break
+            }
+            case 10: {
+              yield {
+                field: `${prefix}.timestampMs`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 11: {
+              yield {
+                field: `${prefix}.seq`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface CapacityAdvertPeerIdFieldEvent {
+    field: '$.peerId'
+    value: string
+  }
+
+  export interface CapacityAdvertMultiaddrsFieldEvent {
+    field: '$.multiaddrs[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface CapacityAdvertModelsIdFieldEvent {
+    field: '$.models[].id'
+    value: string
+    index: number
+  }
+
+  export interface CapacityAdvertModelsNameFieldEvent {
+    field: '$.models[].name'
+    value: string
+    index: number
+  }
+
+  export interface CapacityAdvertModelsContextSizeFieldEvent {
+    field: '$.models[].contextSize'
+    value: number
+    index: number
+  }
+
+  export interface CapacityAdvertModelsPricePer1kTokensFieldEvent {
+    field: '$.models[].pricePer1kTokens'
+    value: bigint
+    index: number
+  }
+
+  export interface CapacityAdvertFreeSlotsFieldEvent {
+    field: '$.freeSlots'
+    value: number
+  }
+
+  export interface CapacityAdvertTotalSlotsFieldEvent {
+    field: '$.totalSlots'
+    value: number
+  }
+
+  export interface CapacityAdvertQueueDepthFieldEvent {
+    field: '$.queueDepth'
+    value: number
+  }
+
+  export interface CapacityAdvertTokensPerSecondFieldEvent {
+    field: '$.tokensPerSecond'
+    value: number
+  }
+
+  export interface CapacityAdvertTtftMsFieldEvent {
+    field: '$.ttftMs'
+    value: number
+  }
+
+  export interface CapacityAdvertRewardAddressFieldEvent {
+    field: '$.rewardAddress'
+    value: string
+  }
+
+  export interface CapacityAdvertTimestampMsFieldEvent {
+    field: '$.timestampMs'
+    value: number
+  }
+
+  export interface CapacityAdvertSeqFieldEvent {
+    field: '$.seq'
+    value: number
+  }
+
+  export function encode (obj: Partial<CapacityAdvert>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, CapacityAdvert.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CapacityAdvert>): CapacityAdvert {
+    return decodeMessage(buf, CapacityAdvert.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CapacityAdvert>): Generator<CapacityAdvertPeerIdFieldEvent | CapacityAdvertMultiaddrsFieldEvent | CapacityAdvertModelsIdFieldEvent | CapacityAdvertModelsNameFieldEvent | CapacityAdvertModelsContextSizeFieldEvent | CapacityAdvertModelsPricePer1kTokensFieldEvent | CapacityAdvertFreeSlotsFieldEvent | CapacityAdvertTotalSlotsFieldEvent | CapacityAdvertQueueDepthFieldEvent | CapacityAdvertTokensPerSecondFieldEvent | CapacityAdvertTtftMsFieldEvent | CapacityAdvertRewardAddressFieldEvent | CapacityAdvertTimestampMsFieldEvent | CapacityAdvertSeqFieldEvent> {
+    return streamMessage(buf, CapacityAdvert.codec(), opts)
+  }
+}
+
+export interface ChatMessage {
+  role: string
+  content: string
+}
+
+export namespace ChatMessage {
+  let _codec: Codec<ChatMessage>
+
+  export const codec = (): Codec<ChatMessage> => {
+    if (_codec == null) {
+      _codec = message<ChatMessage>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.role != null && obj.role !== '')) {
+          w.uint32(10)
+          w.string(obj.role)
+        }
+
+        if ((obj.content != null && obj.content !== '')) {
+          w.uint32(18)
+          w.string(obj.content)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          role: '',
+          content: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.role = reader.string()
+              break
+            }
+            case 2: {
+              obj.content = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.role`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.content`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ChatMessageRoleFieldEvent {
+    field: '$.role'
+    value: string
+  }
+
+  export interface ChatMessageContentFieldEvent {
+    field: '$.content'
+    value: string
+  }
+
+  export function encode (obj: Partial<ChatMessage>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ChatMessage.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChatMessage>): ChatMessage {
+    return decodeMessage(buf, ChatMessage.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChatMessage>): Generator<ChatMessageRoleFieldEvent | ChatMessageContentFieldEvent> {
+    return streamMessage(buf, ChatMessage.codec(), opts)
+  }
+}
+
+export interface ChatMessages {
+  messages: ChatMessage[]
+}
+
+export namespace ChatMessages {
+  let _codec: Codec<ChatMessages>
+
+  export const codec = (): Codec<ChatMessages> => {
+    if (_codec == null) {
+      _codec = message<ChatMessages>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.messages != null && obj.messages.length > 0) {
+          for (const value of obj.messages) {
+            w.uint32(10)
+            ChatMessage.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          messages: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.messages != null && obj.messages.length === opts.limits.messages) {
+                throw new MaxLengthError('Decode error - repeated field "messages" had too many elements')
+              }
+
+              obj.messages.push(ChatMessage.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.messages$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          messages: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.messages != null && obj.messages === opts.limits.messages) {
+                throw new MaxLengthError('Streaming decode error - repeated field "messages" had too many elements')
+              }
+
+              for (const evt of ChatMessage.codec().stream(reader, reader.uint32(), `${prefix}.messages[]`, {
+                limits: opts.limits?.messages$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.messages
+                }
+              }
+
+              obj.messages++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ChatMessagesMessagesRoleFieldEvent {
+    field: '$.messages[].role'
+    value: string
+    index: number
+  }
+
+  export interface ChatMessagesMessagesContentFieldEvent {
+    field: '$.messages[].content'
+    value: string
+    index: number
+  }
+
+  export function encode (obj: Partial<ChatMessages>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ChatMessages.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChatMessages>): ChatMessages {
+    return decodeMessage(buf, ChatMessages.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChatMessages>): Generator<ChatMessagesMessagesRoleFieldEvent | ChatMessagesMessagesContentFieldEvent> {
+    return streamMessage(buf, ChatMessages.codec(), opts)
+  }
+}
+
+export interface TaskParams {
+  maxTokens: number
+  temperature?: number
+  topP?: number
+  seed?: number
+  stop: string[]
+  jsonSchema?: string
+}
+
+export namespace TaskParams {
+  let _codec: Codec<TaskParams>
+
+  export const codec = (): Codec<TaskParams> => {
+    if (_codec == null) {
+      _codec = message<TaskParams>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.maxTokens != null && obj.maxTokens !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.maxTokens)
+        }
+
+        if (obj.temperature != null) {
+          w.uint32(21)
+          w.float(obj.temperature)
+        }
+
+        if (obj.topP != null) {
+          w.uint32(29)
+          w.float(obj.topP)
+        }
+
+        if (obj.seed != null) {
+          w.uint32(32)
+          w.uint64Number(obj.seed)
+        }
+
+        if (obj.stop != null && obj.stop.length > 0) {
+          for (const value of obj.stop) {
+            w.uint32(42)
+            w.string(value)
+          }
+        }
+
+        if (obj.jsonSchema != null) {
+          w.uint32(50)
+          w.string(obj.jsonSchema)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          maxTokens: 0,
+          stop: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.maxTokens = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.temperature = reader.float()
+              break
+            }
+            case 3: {
+              obj.topP = reader.float()
+              break
+            }
+            case 4: {
+              obj.seed = reader.uint64Number()
+              break
+            }
+            case 5: {
+              if (opts.limits?.stop != null && obj.stop.length === opts.limits.stop) {
+                throw new MaxLengthError('Decode error - repeated field "stop" had too many elements')
+              }
+
+              obj.stop.push(reader.string())
+              break
+            }
+            case 6: {
+              obj.jsonSchema = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          stop: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.maxTokens`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.temperature`,
+                value: reader.float()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.topP`,
+                value: reader.float()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.seed`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 5: {
+              if (opts.limits?.stop != null && obj.stop === opts.limits.stop) {
+                throw new MaxLengthError('Streaming decode error - repeated field "stop" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.stop[]`,
+                index: obj.stop,
+                value: reader.string()
+              }
+
+              obj.stop++
+
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.jsonSchema`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TaskParamsMaxTokensFieldEvent {
+    field: '$.maxTokens'
+    value: number
+  }
+
+  export interface TaskParamsTemperatureFieldEvent {
+    field: '$.temperature'
+    value: number
+  }
+
+  export interface TaskParamsTopPFieldEvent {
+    field: '$.topP'
+    value: number
+  }
+
+  export interface TaskParamsSeedFieldEvent {
+    field: '$.seed'
+    value: number
+  }
+
+  export interface TaskParamsStopFieldEvent {
+    field: '$.stop[]'
+    index: number
+    value: string
+  }
+
+  export interface TaskParamsJsonSchemaFieldEvent {
+    field: '$.jsonSchema'
+    value: string
+  }
+
+  export function encode (obj: Partial<TaskParams>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TaskParams.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskParams>): TaskParams {
+    return decodeMessage(buf, TaskParams.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskParams>): Generator<TaskParamsMaxTokensFieldEvent | TaskParamsTemperatureFieldEvent | TaskParamsTopPFieldEvent | TaskParamsSeedFieldEvent | TaskParamsStopFieldEvent | TaskParamsJsonSchemaFieldEvent> {
+    return streamMessage(buf, TaskParams.codec(), opts)
+  }
+}
+
+export interface TaskRequest {
+  taskId: Uint8Array<ArrayBuffer>
+  modelId: string
+  gameId: string
+  sessionId: string
+  chat?: ChatMessages
+  prompt?: string
+  params?: TaskParams
+  nonce: Uint8Array<ArrayBuffer>
+  deadlineMs: number
+  responseKey: Uint8Array<ArrayBuffer>
+}
+
+export namespace TaskRequest {
+  let _codec: Codec<TaskRequest>
+
+  export const codec = (): Codec<TaskRequest> => {
+    if (_codec == null) {
+      _codec = message<TaskRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        obj = { ...obj }
+
+        if (obj.prompt != null) {
+          obj.chat = undefined
+        }
+
+        if (obj.chat != null) {
+          obj.prompt = undefined
+        }
+
+        if ((obj.taskId != null && obj.taskId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.taskId)
+        }
+
+        if ((obj.modelId != null && obj.modelId !== '')) {
+          w.uint32(18)
+          w.string(obj.modelId)
+        }
+
+        if ((obj.gameId != null && obj.gameId !== '')) {
+          w.uint32(26)
+          w.string(obj.gameId)
+        }
+
+        if ((obj.sessionId != null && obj.sessionId !== '')) {
+          w.uint32(34)
+          w.string(obj.sessionId)
+        }
+
+        if (obj.chat != null) {
+          w.uint32(42)
+          ChatMessages.codec().encode(obj.chat, w)
+        }
+
+        if (obj.prompt != null) {
+          w.uint32(50)
+          w.string(obj.prompt)
+        }
+
+        if (obj.params != null) {
+          w.uint32(58)
+          TaskParams.codec().encode(obj.params, w)
+        }
+
+        if ((obj.nonce != null && obj.nonce.byteLength > 0)) {
+          w.uint32(66)
+          w.bytes(obj.nonce)
+        }
+
+        if ((obj.deadlineMs != null && obj.deadlineMs !== 0)) {
+          w.uint32(72)
+          w.uint64Number(obj.deadlineMs)
+        }
+
+        if ((obj.responseKey != null && obj.responseKey.byteLength > 0)) {
+          w.uint32(82)
+          w.bytes(obj.responseKey)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          taskId: uint8ArrayAlloc(0),
+          modelId: '',
+          gameId: '',
+          sessionId: '',
+          nonce: uint8ArrayAlloc(0),
+          deadlineMs: 0,
+          responseKey: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.taskId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.modelId = reader.string()
+              break
+            }
+            case 3: {
+              obj.gameId = reader.string()
+              break
+            }
+            case 4: {
+              obj.sessionId = reader.string()
+              break
+            }
+            case 5: {
+              obj.chat = ChatMessages.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.chat
+              })
+              break
+            }
+            case 6: {
+              obj.prompt = reader.string()
+              break
+            }
+            case 7: {
+              obj.params = TaskParams.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.params
+              })
+              break
+            }
+            case 8: {
+              obj.nonce = reader.bytes()
+              break
+            }
+            case 9: {
+              obj.deadlineMs = reader.uint64Number()
+              break
+            }
+            case 10: {
+              obj.responseKey = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        if (obj.prompt != null) {
+          delete obj.chat
+        }
+
+        if (obj.chat != null) {
+          delete obj.prompt
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.taskId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.modelId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.gameId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.sessionId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 5: {
+              yield * ChatMessages.codec().stream(reader, reader.uint32(), `${prefix}.chat`, {
+                limits: opts.limits?.chat
+              })
+
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.prompt`,
+                value: reader.string()
+              }
+              break
+            }
+            case 7: {
+              yield * TaskParams.codec().stream(reader, reader.uint32(), `${prefix}.params`, {
+                limits: opts.limits?.params
+              })
+
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.nonce`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.deadlineMs`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 10: {
+              yield {
+                field: `${prefix}.responseKey`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TaskRequestTaskIdFieldEvent {
+    field: '$.taskId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface TaskRequestModelIdFieldEvent {
+    field: '$.modelId'
+    value: string
+  }
+
+  export interface TaskRequestGameIdFieldEvent {
+    field: '$.gameId'
+    value: string
+  }
+
+  export interface TaskRequestSessionIdFieldEvent {
+    field: '$.sessionId'
+    value: string
+  }
+
+  export interface TaskRequestChatMessagesRoleFieldEvent {
+    field: '$.chat.messages[].role'
+    value: string
+    index: number
+  }
+
+  export interface TaskRequestChatMessagesContentFieldEvent {
+    field: '$.chat.messages[].content'
+    value: string
+    index: number
+  }
+
+  export interface TaskRequestPromptFieldEvent {
+    field: '$.prompt'
+    value: string
+  }
+
+  export interface TaskRequestParamsMaxTokensFieldEvent {
+    field: '$.params.maxTokens'
+    value: number
+  }
+
+  export interface TaskRequestParamsTemperatureFieldEvent {
+    field: '$.params.temperature'
+    value: number
+  }
+
+  export interface TaskRequestParamsTopPFieldEvent {
+    field: '$.params.topP'
+    value: number
+  }
+
+  export interface TaskRequestParamsSeedFieldEvent {
+    field: '$.params.seed'
+    value: number
+  }
+
+  export interface TaskRequestParamsStopFieldEvent {
+    field: '$.params.stop[]'
+    index: number
+    value: string
+  }
+
+  export interface TaskRequestParamsJsonSchemaFieldEvent {
+    field: '$.params.jsonSchema'
+    value: string
+  }
+
+  export interface TaskRequestNonceFieldEvent {
+    field: '$.nonce'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface TaskRequestDeadlineMsFieldEvent {
+    field: '$.deadlineMs'
+    value: number
+  }
+
+  export interface TaskRequestResponseKeyFieldEvent {
+    field: '$.responseKey'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<TaskRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TaskRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskRequest>): TaskRequest {
+    return decodeMessage(buf, TaskRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskRequest>): Generator<TaskRequestTaskIdFieldEvent | TaskRequestModelIdFieldEvent | TaskRequestGameIdFieldEvent | TaskRequestSessionIdFieldEvent | TaskRequestChatMessagesRoleFieldEvent | TaskRequestChatMessagesContentFieldEvent | TaskRequestPromptFieldEvent | TaskRequestParamsMaxTokensFieldEvent | TaskRequestParamsTemperatureFieldEvent | TaskRequestParamsTopPFieldEvent | TaskRequestParamsSeedFieldEvent | TaskRequestParamsStopFieldEvent | TaskRequestParamsJsonSchemaFieldEvent | TaskRequestNonceFieldEvent | TaskRequestDeadlineMsFieldEvent | TaskRequestResponseKeyFieldEvent> {
+    return streamMessage(buf, TaskRequest.codec(), opts)
+  }
+}
+
+export interface TaskOpen {
+  version: number
+  taskId: Uint8Array<ArrayBuffer>
+  sealedRequest: Uint8Array<ArrayBuffer>
+}
+
+export namespace TaskOpen {
+  let _codec: Codec<TaskOpen>
+
+  export const codec = (): Codec<TaskOpen> => {
+    if (_codec == null) {
+      _codec = message<TaskOpen>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.version != null && obj.version !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.version)
+        }
+
+        if ((obj.taskId != null && obj.taskId.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.taskId)
+        }
+
+        if ((obj.sealedRequest != null && obj.sealedRequest.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.sealedRequest)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          version: 0,
+          taskId: uint8ArrayAlloc(0),
+          sealedRequest: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.version = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.taskId = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.sealedRequest = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.taskId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.sealedRequest`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TaskOpenVersionFieldEvent {
+    field: '$.version'
+    value: number
+  }
+
+  export interface TaskOpenTaskIdFieldEvent {
+    field: '$.taskId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface TaskOpenSealedRequestFieldEvent {
+    field: '$.sealedRequest'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<TaskOpen>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TaskOpen.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskOpen>): TaskOpen {
+    return decodeMessage(buf, TaskOpen.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskOpen>): Generator<TaskOpenVersionFieldEvent | TaskOpenTaskIdFieldEvent | TaskOpenSealedRequestFieldEvent> {
+    return streamMessage(buf, TaskOpen.codec(), opts)
+  }
+}
+
+export interface Usage {
+  promptTokens: number
+  completionTokens: number
+}
+
+export namespace Usage {
+  let _codec: Codec<Usage>
+
+  export const codec = (): Codec<Usage> => {
+    if (_codec == null) {
+      _codec = message<Usage>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.promptTokens != null && obj.promptTokens !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.promptTokens)
+        }
+
+        if ((obj.completionTokens != null && obj.completionTokens !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.completionTokens)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          promptTokens: 0,
+          completionTokens: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.promptTokens = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.completionTokens = reader.uint32()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.promptTokens`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.completionTokens`,
+                value: reader.uint32()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface UsagePromptTokensFieldEvent {
+    field: '$.promptTokens'
+    value: number
+  }
+
+  export interface UsageCompletionTokensFieldEvent {
+    field: '$.completionTokens'
+    value: number
+  }
+
+  export function encode (obj: Partial<Usage>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Usage.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Usage>): Usage {
+    return decodeMessage(buf, Usage.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Usage>): Generator<UsagePromptTokensFieldEvent | UsageCompletionTokensFieldEvent> {
+    return streamMessage(buf, Usage.codec(), opts)
+  }
+}
+
+export interface TaskError {
+  code: string
+  message: string
+  retryable: boolean
+}
+
+export namespace TaskError {
+  let _codec: Codec<TaskError>
+
+  export const codec = (): Codec<TaskError> => {
+    if (_codec == null) {
+      _codec = message<TaskError>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.code != null && obj.code !== '')) {
+          w.uint32(10)
+          w.string(obj.code)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(18)
+          w.string(obj.message)
+        }
+
+        if ((obj.retryable != null && obj.retryable !== false)) {
+          w.uint32(24)
+          w.bool(obj.retryable)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          code: '',
+          message: '',
+          retryable: false
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.code = reader.string()
+              break
+            }
+            case 2: {
+              obj.message = reader.string()
+              break
+            }
+            case 3: {
+              obj.retryable = reader.bool()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.code`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.retryable`,
+                value: reader.bool()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TaskErrorCodeFieldEvent {
+    field: '$.code'
+    value: string
+  }
+
+  export interface TaskErrorMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export interface TaskErrorRetryableFieldEvent {
+    field: '$.retryable'
+    value: boolean
+  }
+
+  export function encode (obj: Partial<TaskError>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TaskError.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskError>): TaskError {
+    return decodeMessage(buf, TaskError.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskError>): Generator<TaskErrorCodeFieldEvent | TaskErrorMessageFieldEvent | TaskErrorRetryableFieldEvent> {
+    return streamMessage(buf, TaskError.codec(), opts)
+  }
+}
+
+export interface TaskChunk {
+  seq: number
+  text: string
+  tokenIds: number[]
+  finishReason?: TaskChunk.FinishReason
+  usage?: Usage
+  error?: TaskError
+  proof: Uint8Array<ArrayBuffer>
+}
+
+export namespace TaskChunk {
+  export enum FinishReason {
+    UNSPECIFIED = 'UNSPECIFIED',
+    STOP = 'STOP',
+    LENGTH = 'LENGTH',
+    ABORTED = 'ABORTED',
+    ERROR = 'ERROR'
+  }
+
+  enum __FinishReasonValues {
+    UNSPECIFIED = 0,
+    STOP = 1,
+    LENGTH = 2,
+    ABORTED = 3,
+    ERROR = 4
+  }
+
+  export namespace FinishReason {
+    export const codec = (): Codec<FinishReason> => {
+      return enumeration<FinishReason>(__FinishReasonValues)
+    }
+  }
+
+  let _codec: Codec<TaskChunk>
+
+  export const codec = (): Codec<TaskChunk> => {
+    if (_codec == null) {
+      _codec = message<TaskChunk>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.seq != null && obj.seq !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.seq)
+        }
+
+        if ((obj.text != null && obj.text !== '')) {
+          w.uint32(18)
+          w.string(obj.text)
+        }
+
+        if (obj.tokenIds != null && obj.tokenIds.length > 0) {
+          for (const value of obj.tokenIds) {
+            w.uint32(24)
+            w.uint32(value)
+          }
+        }
+
+        if (obj.finishReason != null) {
+          w.uint32(32)
+          TaskChunk.FinishReason.codec().encode(obj.finishReason, w)
+        }
+
+        if (obj.usage != null) {
+          w.uint32(42)
+          Usage.codec().encode(obj.usage, w)
+        }
+
+        if (obj.error != null) {
+          w.uint32(50)
+          TaskError.codec().encode(obj.error, w)
+        }
+
+        if ((obj.proof != null && obj.proof.byteLength > 0)) {
+          w.uint32(58)
+          w.bytes(obj.proof)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          seq: 0,
+          text: '',
+          tokenIds: [],
+          proof: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.seq = reader.uint64Number()
+              break
+            }
+            case 2: {
+              obj.text = reader.string()
+              break
+            }
+            case 3: {
+              if (opts.limits?.tokenIds != null && obj.tokenIds.length === opts.limits.tokenIds) {
+                throw new MaxLengthError('Decode error - repeated field "tokenIds" had too many elements')
+              }
+
+              obj.tokenIds.push(reader.uint32())
+              break
+            }
+            case 4: {
+              obj.finishReason = TaskChunk.FinishReason.codec().decode(reader)
+              break
+            }
+            case 5: {
+              obj.usage = Usage.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.usage
+              })
+              break
+            }
+            case 6: {
+              obj.error = TaskError.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.error
+              })
+              break
+            }
+            case 7: {
+              obj.proof = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          tokenIds: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.seq`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.text`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.tokenIds != null && obj.tokenIds === opts.limits.tokenIds) {
+                throw new MaxLengthError('Streaming decode error - repeated field "tokenIds" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.tokenIds[]`,
+                index: obj.tokenIds,
+                value: reader.uint32()
+              }
+
+              obj.tokenIds++
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.finishReason`,
+                value: TaskChunk.FinishReason.codec().decode(reader)
+              }
+              break
+            }
+            case 5: {
+              yield * Usage.codec().stream(reader, reader.uint32(), `${prefix}.usage`, {
+                limits: opts.limits?.usage
+              })
+
+              break
+            }
+            case 6: {
+              yield * TaskError.codec().stream(reader, reader.uint32(), `${prefix}.error`, {
+                limits: opts.limits?.error
+              })
+
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.proof`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TaskChunkSeqFieldEvent {
+    field: '$.seq'
+    value: number
+  }
+
+  export interface TaskChunkTextFieldEvent {
+    field: '$.text'
+    value: string
+  }
+
+  export interface TaskChunkTokenIdsFieldEvent {
+    field: '$.tokenIds[]'
+    index: number
+    value: number
+  }
+
+  export interface TaskChunkFinishReasonFieldEvent {
+    field: '$.finishReason'
+    value: TaskChunk.FinishReason
+  }
+
+  export interface TaskChunkUsagePromptTokensFieldEvent {
+    field: '$.usage.promptTokens'
+    value: number
+  }
+
+  export interface TaskChunkUsageCompletionTokensFieldEvent {
+    field: '$.usage.completionTokens'
+    value: number
+  }
+
+  export interface TaskChunkErrorCodeFieldEvent {
+    field: '$.error.code'
+    value: string
+  }
+
+  export interface TaskChunkErrorMessageFieldEvent {
+    field: '$.error.message'
+    value: string
+  }
+
+  export interface TaskChunkErrorRetryableFieldEvent {
+    field: '$.error.retryable'
+    value: boolean
+  }
+
+  export interface TaskChunkProofFieldEvent {
+    field: '$.proof'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<TaskChunk>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TaskChunk.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskChunk>): TaskChunk {
+    return decodeMessage(buf, TaskChunk.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskChunk>): Generator<TaskChunkSeqFieldEvent | TaskChunkTextFieldEvent | TaskChunkTokenIdsFieldEvent | TaskChunkFinishReasonFieldEvent | TaskChunkUsagePromptTokensFieldEvent | TaskChunkUsageCompletionTokensFieldEvent | TaskChunkErrorCodeFieldEvent | TaskChunkErrorMessageFieldEvent | TaskChunkErrorRetryableFieldEvent | TaskChunkProofFieldEvent> {
+    return streamMessage(buf, TaskChunk.codec(), opts)
+  }
+}
+
+export interface TaskFrame {
+  sealed: Uint8Array<ArrayBuffer>
+}
+
+export namespace TaskFrame {
+  let _codec: Codec<TaskFrame>
+
+  export const codec = (): Codec<TaskFrame> => {
+    if (_codec == null) {
+      _codec = message<TaskFrame>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.sealed != null && obj.sealed.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.sealed)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          sealed: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.sealed = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.sealed`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TaskFrameSealedFieldEvent {
+    field: '$.sealed'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<TaskFrame>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TaskFrame.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskFrame>): TaskFrame {
+    return decodeMessage(buf, TaskFrame.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskFrame>): Generator<TaskFrameSealedFieldEvent> {
+    return streamMessage(buf, TaskFrame.codec(), opts)
+  }
+}
+
+export interface Receipt {
+  taskId: Uint8Array<ArrayBuffer>
+  gameId: string
+  supplierPeerId: string
+  distributorPeerId: string
+  modelId: string
+  promptTokens: number
+  completionTokens: number
+  pricePer1kTokens: bigint
+  cost: bigint
+  blockHeight: number
+  promptHash: Uint8Array<ArrayBuffer>
+  outputHash: Uint8Array<ArrayBuffer>
+  verdict: Receipt.ProofVerdict
+  timestampMs: number
+}
+
+export namespace Receipt {
+  export enum ProofVerdict {
+    UNSPECIFIED = 'UNSPECIFIED',
+    UNCHECKED = 'UNCHECKED',
+    VERIFIED = 'VERIFIED',
+    FAILED = 'FAILED'
+  }
+
+  enum __ProofVerdictValues {
+    UNSPECIFIED = 0,
+    UNCHECKED = 1,
+    VERIFIED = 2,
+    FAILED = 3
+  }
+
+  export namespace ProofVerdict {
+    export const codec = (): Codec<ProofVerdict> => {
+      return enumeration<ProofVerdict>(__ProofVerdictValues)
+    }
+  }
+
+  let _codec: Codec<Receipt>
+
+  export const codec = (): Codec<Receipt> => {
+    if (_codec == null) {
+      _codec = message<Receipt>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.taskId != null && obj.taskId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.taskId)
+        }
+
+        if ((obj.gameId != null && obj.gameId !== '')) {
+          w.uint32(18)
+          w.string(obj.gameId)
+        }
+
+        if ((obj.supplierPeerId != null && obj.supplierPeerId !== '')) {
+          w.uint32(26)
+          w.string(obj.supplierPeerId)
+        }
+
+        if ((obj.distributorPeerId != null && obj.distributorPeerId !== '')) {
+          w.uint32(34)
+          w.string(obj.distributorPeerId)
+        }
+
+        if ((obj.modelId != null && obj.modelId !== '')) {
+          w.uint32(42)
+          w.string(obj.modelId)
+        }
+
+        if ((obj.promptTokens != null && obj.promptTokens !== 0)) {
+          w.uint32(48)
+          w.uint32(obj.promptTokens)
+        }
+
+        if ((obj.completionTokens != null && obj.completionTokens !== 0)) {
+          w.uint32(56)
+          w.uint32(obj.completionTokens)
+        }
+
+        if ((obj.pricePer1kTokens != null && obj.pricePer1kTokens !== 0n)) {
+          w.uint32(64)
+          w.uint64(obj.pricePer1kTokens)
+        }
+
+        if ((obj.cost != null && obj.cost !== 0n)) {
+          w.uint32(72)
+          w.uint64(obj.cost)
+        }
+
+        if ((obj.blockHeight != null && obj.blockHeight !== 0)) {
+          w.uint32(80)
+          w.uint64Number(obj.blockHeight)
+        }
+
+        if ((obj.promptHash != null && obj.promptHash.byteLength > 0)) {
+          w.uint32(90)
+          w.bytes(obj.promptHash)
+        }
+
+        if ((obj.outputHash != null && obj.outputHash.byteLength > 0)) {
+          w.uint32(98)
+          w.bytes(obj.outputHash)
+        }
+
+        if (obj.verdict != null && __ProofVerdictValues[obj.verdict] !== 0) {
+          w.uint32(104)
+          Receipt.ProofVerdict.codec().encode(obj.verdict, w)
+        }
+
+        if ((obj.timestampMs != null && obj.timestampMs !== 0)) {
+          w.uint32(112)
+          w.uint64Number(obj.timestampMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          taskId: uint8ArrayAlloc(0),
+          gameId: '',
+          supplierPeerId: '',
+          distributorPeerId: '',
+          modelId: '',
+          promptTokens: 0,
+          completionTokens: 0,
+          pricePer1kTokens: 0n,
+          cost: 0n,
+          blockHeight: 0,
+          promptHash: uint8ArrayAlloc(0),
+          outputHash: uint8ArrayAlloc(0),
+          verdict: ProofVerdict.UNSPECIFIED,
+          timestampMs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.taskId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.gameId = reader.string()
+              break
+            }
+            case 3: {
+              obj.supplierPeerId = reader.string()
+              break
+            }
+            case 4: {
+              obj.distributorPeerId = reader.string()
+              break
+            }
+            case 5: {
+              obj.modelId = reader.string()
+              break
+            }
+            case 6: {
+              obj.promptTokens = reader.uint32()
+              break
+            }
+            case 7: {
+              obj.completionTokens = reader.uint32()
+              break
+            }
+            case 8: {
+              obj.pricePer1kTokens = reader.uint64()
+              break
+            }
+            case 9: {
+              obj.cost = reader.uint64()
+              break
+            }
+            case 10: {
+              obj.blockHeight = reader.uint64Number()
+              break
+            }
+            case 11: {
+              obj.promptHash = reader.bytes()
+              break
+            }
+            case 12: {
+              obj.outputHash = reader.bytes()
+              break
+            }
+            case 13: {
+              obj.verdict = Receipt.ProofVerdict.codec().decode(reader)
+              break
+            }
+            case 14: {
+              obj.timestampMs = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.taskId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.gameId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.supplierPeerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.distributorPeerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.modelId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.promptTokens`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.completionTokens`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.pricePer1kTokens`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.cost`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 10: {
+              yield {
+                field: `${prefix}.blockHeight`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 11: {
+              yield {
+                field: `${prefix}.promptHash`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 12: {
+              yield {
+                field: `${prefix}.outputHash`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 13: {
+              yield {
+                field: `${prefix}.verdict`,
+                value: Receipt.ProofVerdict.codec().decode(reader)
+              }
+              break
+            }
+            case 14: {
+              yield {
+                field: `${prefix}.timestampMs`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ReceiptTaskIdFieldEvent {
+    field: '$.taskId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ReceiptGameIdFieldEvent {
+    field: '$.gameId'
+    value: string
+  }
+
+  export interface ReceiptSupplierPeerIdFieldEvent {
+    field: '$.supplierPeerId'
+    value: string
+  }
+
+  export interface ReceiptDistributorPeerIdFieldEvent {
+    field: '$.distributorPeerId'
+    value: string
+  }
+
+  export interface ReceiptModelIdFieldEvent {
+    field: '$.modelId'
+    value: string
+  }
+
+  export interface ReceiptPromptTokensFieldEvent {
+    field: '$.promptTokens'
+    value: number
+  }
+
+  export interface ReceiptCompletionTokensFieldEvent {
+    field: '$.completionTokens'
+    value: number
+  }
+
+  export interface ReceiptPricePer1kTokensFieldEvent {
+    field: '$.pricePer1kTokens'
+    value: bigint
+  }
+
+  export interface ReceiptCostFieldEvent {
+    field: '$.cost'
+    value: bigint
+  }
+
+  export interface ReceiptBlockHeightFieldEvent {
+    field: '$.blockHeight'
+    value: number
+  }
+
+  export interface ReceiptPromptHashFieldEvent {
+    field: '$.promptHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ReceiptOutputHashFieldEvent {
+    field: '$.outputHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ReceiptVerdictFieldEvent {
+    field: '$.verdict'
+    value: Receipt.ProofVerdict
+  }
+
+  export interface ReceiptTimestampMsFieldEvent {
+    field: '$.timestampMs'
+    value: number
+  }
+
+  export function encode (obj: Partial<Receipt>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Receipt.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Receipt>): Receipt {
+    return decodeMessage(buf, Receipt.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Receipt>): Generator<ReceiptTaskIdFieldEvent | ReceiptGameIdFieldEvent | ReceiptSupplierPeerIdFieldEvent | ReceiptDistributorPeerIdFieldEvent | ReceiptModelIdFieldEvent | ReceiptPromptTokensFieldEvent | ReceiptCompletionTokensFieldEvent | ReceiptPricePer1kTokensFieldEvent | ReceiptCostFieldEvent | ReceiptBlockHeightFieldEvent | ReceiptPromptHashFieldEvent | ReceiptOutputHashFieldEvent | ReceiptVerdictFieldEvent | ReceiptTimestampMsFieldEvent> {
+    return streamMessage(buf, Receipt.codec(), opts)
+  }
+}
+
+export interface BlockConfirmation {
+  supplierPeerId: string
+  blockHeight: number
+  taskIds: Uint8Array<ArrayBuffer>[]
+  timestampMs: number
+}
+
+export namespace BlockConfirmation {
+  let _codec: Codec<BlockConfirmation>
+
+  export const codec = (): Codec<BlockConfirmation> => {
+    if (_codec == null) {
+      _codec = message<BlockConfirmation>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.supplierPeerId != null && obj.supplierPeerId !== '')) {
+          w.uint32(10)
+          w.string(obj.supplierPeerId)
+        }
+
+        if ((obj.blockHeight != null && obj.blockHeight !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.blockHeight)
+        }
+
+        if (obj.taskIds != null && obj.taskIds.length > 0) {
+          for (const value of obj.taskIds) {
+            w.uint32(26)
+            w.bytes(value)
+          }
+        }
+
+        if ((obj.timestampMs != null && obj.timestampMs !== 0)) {
+          w.uint32(32)
+          w.uint64Number(obj.timestampMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          supplierPeerId: '',
+          blockHeight: 0,
+          taskIds: [],
+          timestampMs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.supplierPeerId = reader.string()
+              break
+            }
+            case 2: {
+              obj.blockHeight = reader.uint64Number()
+              break
+            }
+            case 3: {
+              if (opts.limits?.taskIds != null && obj.taskIds.length === opts.limits.taskIds) {
+                throw new MaxLengthError('Decode error - repeated field "taskIds" had too many elements')
+              }
+
+              obj.taskIds.push(reader.bytes())
+              break
+            }
+            case 4: {
+              obj.timestampMs = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          taskIds: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.supplierPeerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.blockHeight`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.taskIds != null && obj.taskIds === opts.limits.taskIds) {
+                throw new MaxLengthError('Streaming decode error - repeated field "taskIds" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.taskIds[]`,
+                index: obj.taskIds,
+                value: reader.bytes()
+              }
+
+              obj.taskIds++
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.timestampMs`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface BlockConfirmationSupplierPeerIdFieldEvent {
+    field: '$.supplierPeerId'
+    value: string
+  }
+
+  export interface BlockConfirmationBlockHeightFieldEvent {
+    field: '$.blockHeight'
+    value: number
+  }
+
+  export interface BlockConfirmationTaskIdsFieldEvent {
+    field: '$.taskIds[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface BlockConfirmationTimestampMsFieldEvent {
+    field: '$.timestampMs'
+    value: number
+  }
+
+  export function encode (obj: Partial<BlockConfirmation>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, BlockConfirmation.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockConfirmation>): BlockConfirmation {
+    return decodeMessage(buf, BlockConfirmation.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockConfirmation>): Generator<BlockConfirmationSupplierPeerIdFieldEvent | BlockConfirmationBlockHeightFieldEvent | BlockConfirmationTaskIdsFieldEvent | BlockConfirmationTimestampMsFieldEvent> {
+    return streamMessage(buf, BlockConfirmation.codec(), opts)
+  }
+}

@@ -1,0 +1,835 @@
+/**
+ * The gcn wire format: protobuf (protons, generated into ./pb/gcn.ts) behind a
+ * validation layer, explicit size caps, and length-prefixed framing over libp2p
+ * v3 streams.
+ *
+ * Every message crosses the wire through a MessageCodec. decode() checks, in
+ * order: total size (MessageTooLargeError, before any parsing), protobuf shape
+ * (any parser exception becomes InvalidMessageError with the original as
+ * cause; repeated fields are bounded while parsing), then the schema
+ * (InvalidMessageError naming the field, e.g. `TaskRequest.params.topP`).
+ * encode() runs the same schema and size checks, so we never send what a peer
+ * would reject. Whatever decode() returns, encode() accepts.
+ *
+ * The generated protons codecs in ./pb/gcn.ts do none of these checks: use the
+ * codecs exported here instead.
+ */
+// lpStream needs Promise.withResolvers, missing on Node 20: fill it even when the app forgot --import.
+import './polyfill.js'
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { DecodeOptions } from 'protons-runtime'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { AbortedError, GcnError, type GcnErrorOptions, InvalidMessageError, MessageTooLargeError, TimeoutError } from './errors.js'
+import {
+  BlockConfirmation,
+  CapacityAdvert,
+  ChatMessage,
+  ChatMessages,
+  ModelOffer,
+  Receipt,
+  SignedEnvelope,
+  TaskChunk,
+  TaskError,
+  TaskFrame,
+  TaskOpen,
+  TaskParams,
+  TaskRequest,
+  Usage
+} from './pb/gcn.js'
+
+// ChatMessage and Usage are renamed: inference.ts owns those names for the engine-facing types.
+export type {
+  BlockConfirmation,
+  CapacityAdvert,
+  ChatMessage as WireChatMessage,
+  ChatMessages,
+  ModelOffer,
+  Receipt,
+  SignedEnvelope,
+  TaskChunk,
+  TaskError,
+  TaskFrame,
+  TaskOpen,
+  TaskParams,
+  TaskRequest,
+  Usage as WireUsage
+} from './pb/gcn.js'
+// Protocol ids and the gossip topic live in protocols.ts; re-exported so wire users need one import.
+export { CAPACITY_TOPIC, DHT_PROTOCOL, TASK_PROTOCOL } from './protocols.js'
+
+/** Why a task stream finished (TaskChunk.finishReason); `Wire` because inference.ts has its own FinishReason. */
+export const WireFinishReason = TaskChunk.FinishReason
+export type WireFinishReason = TaskChunk.FinishReason
+/** Outcome of proof-of-inference checking recorded in a Receipt. */
+export const ProofVerdict = Receipt.ProofVerdict
+export type ProofVerdict = Receipt.ProofVerdict
+
+/** TaskOpen.version spoken by this code; bump with incompatible TaskRequest/TaskChunk changes. */
+export const WIRE_VERSION = 1
+export const TASK_ID_BYTES = 16
+export const NONCE_BYTES = 32
+export const HASH_BYTES = 32
+/** TaskRequest.response_key; equals task-cipher.ts RESPONSE_KEY_BYTES (not imported, to keep wire.ts free of crypto). */
+const RESPONSE_KEY_LENGTH = 32
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/**
+ * Maximum encoded size in bytes of each message, checked before parsing on
+ * decode and after encoding on encode. Nested messages are only ever bounded
+ * by their parent on the wire; their own entries exist for standalone use.
+ */
+export const LIMITS = Object.freeze({
+  /** First frame on /gcn/task/1.0.0: header plus the sealed TaskRequest. */
+  taskOpen: 256 * KiB,
+  /** Plaintext TaskRequest: 1 KiB below taskOpen, leaving room for the TaskOpen header and sealing overhead (61 bytes). */
+  taskRequest: 255 * KiB,
+  /** One streamed TaskFrame on /gcn/task/1.0.0. */
+  taskFrame: 64 * KiB,
+  /** Plaintext TaskChunk: 1 KiB below taskFrame for the same reason. */
+  taskChunk: 63 * KiB,
+  /** CapacityAdvert payload (gossiped inside a SignedEnvelope). */
+  capacityAdvert: 16 * KiB,
+  receipt: 4 * KiB,
+  /** 100,000 task ids at 18 bytes each (tag, length, 16 bytes) is ~1.72 MiB, plus the header. */
+  blockConfirmation: 2 * MiB,
+  /** SignedEnvelope fields other than the payload: type ≤ 64 chars, key and signature ≤ 128 bytes each, tags. */
+  envelopeOverhead: 1 * KiB,
+  /** Largest SignedEnvelope (its payload may be any signed message, the largest being a BlockConfirmation). */
+  envelope: 2 * MiB + 1 * KiB,
+  /** Largest gossip message on /gcn/capacity/1: an envelope around one CapacityAdvert. */
+  advertEnvelope: 16 * KiB + 1 * KiB,
+  modelOffer: 1 * KiB,
+  chatMessage: 255 * KiB,
+  chatMessages: 255 * KiB,
+  taskParams: 64 * KiB,
+  usage: 32,
+  taskError: 4 * KiB,
+  /** Largest frame any codec here accepts: the default frame cap of createFramedStream. */
+  maxFrame: 2 * MiB + 1 * KiB
+})
+
+/**
+ * Per-field caps enforced by the schemas. String caps count UTF-16 code units
+ * (JS `length`); the byte caps in LIMITS bound the total regardless.
+ */
+export const FIELD_LIMITS = Object.freeze({
+  /** game_id, session_id. */
+  idChars: 128,
+  roleChars: 32,
+  /** A prompt, or all chat message contents together. */
+  promptChars: 192 * KiB,
+  chatMessages: 256,
+  stopSequences: 4,
+  stopChars: 64,
+  jsonSchemaChars: 16 * KiB,
+  maxTokens: 65_536,
+  modelNameChars: 128,
+  contextSize: 16 * MiB,
+  multiaddrs: 16,
+  multiaddrBytes: 256,
+  models: 32,
+  totalSlots: 4096,
+  queueDepth: 1_000_000,
+  tokensPerSecond: 1_000_000,
+  ttftMs: 3_600_000,
+  chunkTextChars: 16 * KiB,
+  tokenIdsPerChunk: 4096,
+  proofBytes: 16 * KiB,
+  errorCodeChars: 64,
+  errorMessageChars: 1024,
+  /** TaskOpen.sealed_request; taskOpen minus room for version, task_id and tags. */
+  sealedRequestBytes: 256 * KiB - 64,
+  /** TaskFrame.sealed; taskFrame minus its tag and length prefix. */
+  sealedChunkBytes: 64 * KiB - 16,
+  taskIdsPerConfirmation: 100_000,
+  payloadTypeChars: 64,
+  publicKeyBytes: 128,
+  signatureBytes: 128,
+  peerIdChars: 128
+})
+
+/** Encoder/decoder for one message type with its size cap and schema. */
+export interface MessageCodec<T> {
+  readonly name: string
+  /** Largest encoded size accepted by decode and produced by encode. */
+  readonly maxBytes: number
+  /** Validates, encodes, and enforces maxBytes (InvalidMessageError / MessageTooLargeError). */
+  encode(msg: T): Uint8Array
+  /**
+   * Size cap, then parse, then schema; throws only InvalidMessageError or
+   * MessageTooLargeError. Bytes fields of the result are views into the input
+   * (e.g. SignedEnvelope.payload is exactly the signed bytes): copy before
+   * reusing the input buffer.
+   */
+  decode(bytes: Uint8Array | Uint8ArrayList): T
+  /** Schema check alone (e.g. before sealing a TaskRequest); throws InvalidMessageError. */
+  validate(msg: T): void
+}
+
+// ---------------------------------------------------------------------------
+// Schema checks. A check throws FieldError; parents prepend their key or index
+// while it unwinds, so the success path builds no path strings at all.
+
+class FieldError extends Error {
+  readonly path: string[] = []
+}
+
+type Check = (value: unknown) => void
+type Schema<T> = { readonly [K in keyof T]-?: Check }
+
+function fail(reason: string, ...path: string[]): never {
+  const err = new FieldError(reason)
+  err.path.push(...path)
+  throw err
+}
+
+function within(min: number, max: number): string {
+  return min === max ? `${min}` : `${min}..${max}`
+}
+
+const bytes =
+  (min: number, max = min): Check =>
+  v => {
+    if (!(v instanceof Uint8Array)) fail('must be bytes')
+    if (v.byteLength < min || v.byteLength > max) fail(`must be ${within(min, max)} bytes (got ${v.byteLength})`)
+  }
+
+const str =
+  (min: number, max: number, pattern?: RegExp, shape?: string): Check =>
+  v => {
+    if (typeof v !== 'string') fail('must be a string')
+    if (v.length < min || v.length > max) fail(`must be ${within(min, max)} characters (got ${v.length})`)
+    if (!v.isWellFormed()) fail('must be well-formed Unicode')
+    if (pattern !== undefined && !pattern.test(v)) fail(`must be ${shape ?? pattern.source}`)
+  }
+
+const int =
+  (min: number, max: number): Check =>
+  v => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`must be an integer in [${min}, ${max}]`)
+  }
+
+const U32 = 0xffff_ffff
+const U64 = 2n ** 64n - 1n
+const uint32 = (min = 0, max = U32): Check => int(min, max)
+/** uint64 fields kept as JS numbers (times, heights, counters). */
+const safeUint = (min = 0): Check => int(min, Number.MAX_SAFE_INTEGER)
+
+/** uint64 money amounts kept as bigint. */
+const amount: Check = v => {
+  if (typeof v !== 'bigint' || v < 0n || v > U64) fail('must be a bigint in [0, 2^64-1]')
+}
+
+const float =
+  (min: number, max: number): Check =>
+  v => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) fail(`must be a finite number in [${min}, ${max}]`)
+  }
+
+const bool: Check = v => {
+  if (typeof v !== 'boolean') fail('must be a boolean')
+}
+
+/** Known values of a protons enum (its namespace also carries a codec function). */
+function enumOf(values: object, ...excluded: string[]): Check {
+  const allowed = new Set(Object.values(values).filter((v): v is string => typeof v === 'string' && !excluded.includes(v)))
+  return v => {
+    if (typeof v !== 'string' || !allowed.has(v)) fail(`must be one of ${[...allowed].join(', ')}`)
+  }
+}
+
+const optional =
+  (check: Check): Check =>
+  v => {
+    if (v != null) check(v)
+  }
+
+function list(item: Check, max: number, min = 0): Check {
+  return v => {
+    if (!Array.isArray(v)) fail('must be an array')
+    if (v.length < min || v.length > max) fail(`must have ${within(min, max)} entries (got ${v.length})`)
+    for (let i = 0; i < v.length; i++) {
+      try {
+        item(v[i])
+      } catch (err) {
+        if (err instanceof FieldError) err.path.unshift(`[${i}]`)
+        throw err
+      }
+    }
+  }
+}
+
+function message<T>(schema: Schema<T>, refine?: (msg: T) => void): Check {
+  const fields = Object.entries(schema) as Array<[string, Check]>
+  return v => {
+    if (v == null || typeof v !== 'object') fail('must be a message object')
+    const record = v as Record<string, unknown>
+    for (const [key, check] of fields) {
+      try {
+        check(record[key])
+      } catch (err) {
+        if (err instanceof FieldError) err.path.unshift(`.${key}`)
+        throw err
+      }
+    }
+    refine?.(v as T)
+  }
+}
+
+const also =
+  (...checks: Check[]): Check =>
+  v => {
+    for (const check of checks) check(v)
+  }
+
+const PRINTABLE = /^[\x21-\x7e]*$/
+const NO_CONTROL = /^[^\p{Cc}]*$/u
+const HEX64 = /^[0-9a-f]{64}$/
+const ETH_ADDRESS = /^0x[0-9a-fA-F]{40}$/
+const ROLE = /^[a-z][a-z0-9_-]*$/
+const ERROR_CODE = /^[A-Za-z0-9_.:-]+$/
+
+const L = FIELD_LIMITS
+const identifier = (min: number, max: number = L.idChars): Check => str(min, max, PRINTABLE, 'printable ASCII without spaces')
+const modelId: Check = str(64, 64, HEX64, '64 lowercase hex characters (sha256 of the GGUF file)')
+const taskId: Check = bytes(TASK_ID_BYTES)
+
+/** Canonical base58btc PeerId string (what PeerId.toString() prints). */
+const peerId: Check = also(str(1, L.peerIdChars, PRINTABLE, 'a PeerId'), v => {
+  let canonical: string
+  try {
+    canonical = peerIdFromString(v as string).toString()
+  } catch {
+    fail('must be a PeerId')
+  }
+  if (canonical !== v) fail('must be a PeerId in canonical form')
+})
+
+const multiaddrBytes: Check = also(bytes(1, L.multiaddrBytes), v => {
+  try {
+    multiaddr(v as Uint8Array)
+  } catch {
+    fail('must be a binary multiaddr')
+  }
+})
+
+// ---------------------------------------------------------------------------
+// Schemas, one per message.
+
+const modelOffer = message<ModelOffer>({
+  id: modelId,
+  name: str(1, L.modelNameChars, NO_CONTROL, 'free of control characters'),
+  contextSize: uint32(1, L.contextSize),
+  pricePer1kTokens: amount
+})
+
+const capacityAdvert = message<CapacityAdvert>(
+  {
+    peerId,
+    multiaddrs: list(multiaddrBytes, L.multiaddrs),
+    models: list(modelOffer, L.models),
+    freeSlots: uint32(0, L.totalSlots),
+    totalSlots: uint32(1, L.totalSlots),
+    queueDepth: uint32(0, L.queueDepth),
+    tokensPerSecond: float(0, L.tokensPerSecond),
+    ttftMs: uint32(0, L.ttftMs),
+    rewardAddress: str(42, 42, ETH_ADDRESS, '0x followed by 40 hex characters'),
+    timestampMs: safeUint(1),
+    seq: safeUint()
+  },
+  advert => {
+    if (advert.freeSlots > advert.totalSlots) fail('must not exceed totalSlots', '.freeSlots')
+    const seen = new Set<string>()
+    advert.models.forEach((model, i) => {
+      if (seen.has(model.id)) fail('duplicates an earlier model id', `.models[${i}]`, '.id')
+      seen.add(model.id)
+    })
+  }
+)
+
+const chatMessage = message<ChatMessage>({
+  role: str(1, L.roleChars, ROLE, 'a lowercase role name (e.g. system, user, assistant)'),
+  content: str(0, L.promptChars)
+})
+
+const chatMessages = message<ChatMessages>({ messages: list(chatMessage, L.chatMessages, 1) }, chat => {
+  let total = 0
+  for (const m of chat.messages) total += m.content.length
+  if (total > L.promptChars) fail(`contents must total at most ${L.promptChars} characters (got ${total})`, '.messages')
+})
+
+const taskParams = message<TaskParams>({
+  maxTokens: uint32(1, L.maxTokens),
+  temperature: optional(float(0, 2)),
+  topP: optional(float(0, 1)),
+  seed: optional(safeUint()),
+  stop: list(str(1, L.stopChars), L.stopSequences),
+  jsonSchema: optional(str(1, L.jsonSchemaChars))
+})
+
+const taskRequest = message<TaskRequest>(
+  {
+    taskId,
+    modelId,
+    gameId: identifier(1),
+    sessionId: identifier(0),
+    chat: optional(chatMessages),
+    prompt: optional(str(1, L.promptChars)),
+    params: taskParams,
+    nonce: bytes(NONCE_BYTES),
+    deadlineMs: safeUint(1),
+    responseKey: bytes(RESPONSE_KEY_LENGTH)
+  },
+  req => {
+    if ((req.chat == null) === (req.prompt == null)) fail('exactly one of chat or prompt must be set', '.chat')
+  }
+)
+
+const taskOpen = message<TaskOpen>({
+  version: int(WIRE_VERSION, WIRE_VERSION),
+  taskId,
+  sealedRequest: bytes(1, L.sealedRequestBytes)
+})
+
+const usage = message<Usage>({ promptTokens: uint32(), completionTokens: uint32() })
+
+const taskError = message<TaskError>({
+  code: str(1, L.errorCodeChars, ERROR_CODE, 'letters, digits and _ . : -'),
+  message: str(0, L.errorMessageChars),
+  retryable: bool
+})
+
+const taskChunk = message<TaskChunk>(
+  {
+    seq: safeUint(),
+    text: str(0, L.chunkTextChars),
+    tokenIds: list(uint32(), L.tokenIdsPerChunk),
+    finishReason: optional(enumOf(TaskChunk.FinishReason, TaskChunk.FinishReason.UNSPECIFIED)),
+    usage: optional(usage),
+    error: optional(taskError),
+    proof: bytes(0, L.proofBytes)
+  },
+  chunk => {
+    // An error always ends the stream, so it must say so.
+    if (chunk.error != null && chunk.finishReason !== TaskChunk.FinishReason.ERROR) {
+      fail('must be ERROR when error is set', '.finishReason')
+    }
+  }
+)
+
+const taskFrame = message<TaskFrame>({ sealed: bytes(1, L.sealedChunkBytes) })
+
+const receipt = message<Receipt>({
+  taskId,
+  gameId: identifier(1),
+  supplierPeerId: peerId,
+  distributorPeerId: peerId,
+  modelId,
+  promptTokens: uint32(),
+  completionTokens: uint32(),
+  pricePer1kTokens: amount,
+  cost: amount,
+  blockHeight: safeUint(),
+  promptHash: bytes(HASH_BYTES),
+  outputHash: bytes(HASH_BYTES),
+  verdict: enumOf(Receipt.ProofVerdict, Receipt.ProofVerdict.UNSPECIFIED),
+  timestampMs: safeUint(1)
+})
+
+const blockConfirmation = message<BlockConfirmation>({
+  supplierPeerId: peerId,
+  blockHeight: safeUint(),
+  taskIds: list(taskId, L.taskIdsPerConfirmation),
+  timestampMs: safeUint(1)
+})
+
+// ---------------------------------------------------------------------------
+// Codecs.
+
+/** The encode/decode pair protons generates for each message. */
+interface Generated<T> {
+  encode(obj: Partial<T>): Uint8Array
+  decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<T>): T
+}
+
+function errorText(err: unknown): string {
+  const message = (err as { message?: unknown } | null)?.message
+  return typeof message === 'string' ? message : String(err)
+}
+
+function runCheck(name: string, check: Check, msg: unknown): void {
+  try {
+    check(msg)
+  } catch (err) {
+    if (err instanceof FieldError) throw new InvalidMessageError(`${name}${err.path.join('')}: ${err.message}`)
+    throw new InvalidMessageError(`${name}: validation failed`, { cause: err })
+  }
+}
+
+function defineCodec<T>(
+  name: string,
+  maxBytes: number,
+  generated: Generated<T>,
+  check: Check,
+  limits?: DecodeOptions<T>['limits']
+): MessageCodec<T> {
+  const decodeOptions = limits === undefined ? undefined : { limits }
+  const encodeChecked = (msg: T): Uint8Array => {
+    runCheck(name, check, msg)
+    const out = generated.encode(msg)
+    if (out.byteLength > maxBytes) {
+      throw new MessageTooLargeError(`${name} encodes to ${out.byteLength} bytes, over its ${maxBytes}-byte limit`, {
+        hint: 'shorten the content or split it across messages'
+      })
+    }
+    return out
+  }
+  return Object.freeze({
+    name,
+    maxBytes,
+    encode: encodeChecked,
+    validate(msg: T): void {
+      runCheck(name, check, msg)
+    },
+    decode(input: Uint8Array | Uint8ArrayList): T {
+      const size = (input as { byteLength?: unknown } | null)?.byteLength
+      if (typeof size !== 'number') throw new InvalidMessageError(`${name}: expected bytes`)
+      if (size > maxBytes) throw new MessageTooLargeError(`${name} is ${size} bytes, over its ${maxBytes}-byte limit`)
+      let msg: T
+      try {
+        msg = generated.decode(input, decodeOptions)
+      } catch (err) {
+        throw new InvalidMessageError(`${name}: malformed protobuf (${errorText(err)})`, { cause: err })
+      }
+      runCheck(name, check, msg)
+      // protons' lenient UTF-8 reader can turn one stray byte into a 3-byte character,
+      // so only an input above a third of the cap can re-encode past it; check those
+      // by encoding, which keeps "whatever decode returns, encode accepts" true.
+      if (size * 3 + 64 > maxBytes) {
+        const reencoded = generated.encode(msg).byteLength
+        if (reencoded > maxBytes) throw new InvalidMessageError(`${name}: re-encodes to ${reencoded} bytes (invalid UTF-8?)`)
+      }
+      return msg
+    }
+  })
+}
+
+export const ModelOfferCodec = defineCodec<ModelOffer>('ModelOffer', LIMITS.modelOffer, ModelOffer, modelOffer)
+export const CapacityAdvertCodec = defineCodec<CapacityAdvert>('CapacityAdvert', LIMITS.capacityAdvert, CapacityAdvert, capacityAdvert, {
+  multiaddrs: L.multiaddrs,
+  models: L.models
+})
+export const ChatMessageCodec = defineCodec<ChatMessage>('ChatMessage', LIMITS.chatMessage, ChatMessage, chatMessage)
+export const ChatMessagesCodec = defineCodec<ChatMessages>('ChatMessages', LIMITS.chatMessages, ChatMessages, chatMessages, {
+  messages: L.chatMessages
+})
+export const TaskParamsCodec = defineCodec<TaskParams>('TaskParams', LIMITS.taskParams, TaskParams, taskParams, {
+  stop: L.stopSequences
+})
+export const TaskRequestCodec = defineCodec<TaskRequest>('TaskRequest', LIMITS.taskRequest, TaskRequest, taskRequest, {
+  chat: { messages: L.chatMessages },
+  params: { stop: L.stopSequences }
+})
+export const TaskOpenCodec = defineCodec<TaskOpen>('TaskOpen', LIMITS.taskOpen, TaskOpen, taskOpen)
+export const UsageCodec = defineCodec<Usage>('Usage', LIMITS.usage, Usage, usage)
+export const TaskErrorCodec = defineCodec<TaskError>('TaskError', LIMITS.taskError, TaskError, taskError)
+export const TaskChunkCodec = defineCodec<TaskChunk>('TaskChunk', LIMITS.taskChunk, TaskChunk, taskChunk, {
+  tokenIds: L.tokenIdsPerChunk
+})
+export const TaskFrameCodec = defineCodec<TaskFrame>('TaskFrame', LIMITS.taskFrame, TaskFrame, taskFrame)
+export const ReceiptCodec = defineCodec<Receipt>('Receipt', LIMITS.receipt, Receipt, receipt)
+export const BlockConfirmationCodec = defineCodec<BlockConfirmation>(
+  'BlockConfirmation',
+  LIMITS.blockConfirmation,
+  BlockConfirmation,
+  blockConfirmation,
+  { taskIds: L.taskIdsPerConfirmation }
+)
+
+export interface EnvelopeCodecOptions {
+  /** Codec name used in error messages. */
+  name?: string
+  /** Largest payload accepted; the codec's maxBytes is this plus LIMITS.envelopeOverhead. */
+  maxPayloadBytes: number
+  /** When set, any other payload_type is rejected. */
+  payloadType?: string
+}
+
+/**
+ * A SignedEnvelope codec bounded for one use, e.g. gossip adverts:
+ * `createEnvelopeCodec({ maxPayloadBytes: LIMITS.capacityAdvert, payloadType })`.
+ * The signature itself is checked elsewhere (crypto.ts), over envelope.payload.
+ */
+export function createEnvelopeCodec(options: EnvelopeCodecOptions): MessageCodec<SignedEnvelope> {
+  const { maxPayloadBytes, payloadType } = options
+  if (!Number.isSafeInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
+    throw new GcnError(`maxPayloadBytes must be a positive integer (got ${maxPayloadBytes})`)
+  }
+  const typeCheck =
+    payloadType === undefined
+      ? identifier(1, L.payloadTypeChars)
+      : also(identifier(1, L.payloadTypeChars), v => {
+          if (v !== payloadType) fail(`must be ${payloadType}`)
+        })
+  const schema = message<SignedEnvelope>({
+    payloadType: typeCheck,
+    payload: bytes(1, maxPayloadBytes),
+    publicKey: bytes(1, L.publicKeyBytes),
+    signature: bytes(1, L.signatureBytes)
+  })
+  return defineCodec<SignedEnvelope>(options.name ?? 'SignedEnvelope', maxPayloadBytes + LIMITS.envelopeOverhead, SignedEnvelope, schema)
+}
+
+/** Any signed payload up to a BlockConfirmation. */
+export const SignedEnvelopeCodec = createEnvelopeCodec({ maxPayloadBytes: LIMITS.blockConfirmation })
+/** Gossip messages on CAPACITY_TOPIC: an envelope no larger than LIMITS.advertEnvelope. */
+export const AdvertEnvelopeCodec = createEnvelopeCodec({ name: 'AdvertEnvelope', maxPayloadBytes: LIMITS.capacityAdvert })
+
+/** Every codec by message name (handy for tests and tooling). */
+export const CODECS = Object.freeze({
+  SignedEnvelope: SignedEnvelopeCodec,
+  AdvertEnvelope: AdvertEnvelopeCodec,
+  ModelOffer: ModelOfferCodec,
+  CapacityAdvert: CapacityAdvertCodec,
+  ChatMessage: ChatMessageCodec,
+  ChatMessages: ChatMessagesCodec,
+  TaskParams: TaskParamsCodec,
+  TaskRequest: TaskRequestCodec,
+  TaskOpen: TaskOpenCodec,
+  Usage: UsageCodec,
+  TaskError: TaskErrorCodec,
+  TaskChunk: TaskChunkCodec,
+  TaskFrame: TaskFrameCodec,
+  Receipt: ReceiptCodec,
+  BlockConfirmation: BlockConfirmationCodec
+})
+
+// ---------------------------------------------------------------------------
+// Framing: unsigned-varint length prefix + one encoded message, over a libp2p v3 stream.
+
+/**
+ * The stream ended or broke while a frame was expected. `truncated` is true when
+ * it ended inside a frame (after part of a length prefix or body); false when it
+ * ended cleanly between frames (only read() throws that: readOrEnd() returns
+ * null) or was reset/closed before a frame started.
+ */
+export class StreamEndedError extends GcnError {
+  static override readonly code = 'ERR_STREAM_ENDED'
+  override name = 'StreamEndedError'
+  readonly truncated: boolean
+
+  constructor(message: string, options: GcnErrorOptions & { truncated?: boolean } = {}) {
+    super(message, options)
+    this.truncated = options.truncated ?? false
+  }
+}
+
+export interface FramedStreamOptions {
+  /**
+   * Largest frame read or written, in bytes; each read is further capped by
+   * its codec's maxBytes. An oversized length prefix is rejected before the
+   * body is buffered. Default LIMITS.maxFrame.
+   */
+  maxFrameBytes?: number
+  /** Unread bytes buffered from the peer before the stream is aborted. Default max(4 MiB, 2 × maxFrameBytes). */
+  maxBufferBytes?: number
+}
+
+/**
+ * Typed frames over one stream. Not safe for concurrent reads (or concurrent
+ * writes): each side of the task protocol has one reader and one writer.
+ *
+ * End of stream: readOrEnd() resolves null when the remote closed its write side
+ * cleanly on a frame boundary; read() throws StreamEndedError (truncated:
+ * false) in that case; frames() simply finishes. An end inside a frame is
+ * always StreamEndedError with truncated: true.
+ *
+ * After a read fails with MessageTooLargeError, StreamEndedError or a
+ * malformed length prefix, the framing is out of sync: further reads rethrow
+ * that error, and the caller should abort() the stream. A frame that arrived
+ * whole but failed decoding (InvalidMessageError) leaves the framing intact.
+ */
+export interface FramedStream {
+  readonly stream: Stream
+  /** Next frame decoded with codec; throws StreamEndedError at end of stream. */
+  read<T>(codec: MessageCodec<T>, options?: AbortOptions): Promise<T>
+  /** Next frame decoded with codec, or null when the peer closed cleanly between frames. */
+  readOrEnd<T>(codec: MessageCodec<T>, options?: AbortOptions): Promise<T | null>
+  /** Frames until a clean end of stream. */
+  frames<T>(codec: MessageCodec<T>, options?: AbortOptions): AsyncGenerator<T, void, undefined>
+  /** Validates, encodes and writes msg as one frame, waiting for drain under backpressure. */
+  write<T>(codec: MessageCodec<T>, msg: T, options?: AbortOptions): Promise<void>
+  /** Closes our write side (the peer's readOrEnd then returns null); reading stays possible. */
+  close(options?: AbortOptions): Promise<void>
+  /** Tears the stream down in both directions; the peer sees a reset. */
+  abort(err: Error): void
+}
+
+const DEFAULT_BUFFER_BYTES = 4 * MiB
+
+function varintLength(value: number): number {
+  let n = 1
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80)
+    n++
+  }
+  return n
+}
+
+function abortError(signal: AbortSignal, what: string): GcnError {
+  const reason: unknown = signal.reason
+  if ((reason as { name?: unknown } | null)?.name === 'TimeoutError') return new TimeoutError(`${what} timed out`, { cause: reason })
+  return new AbortedError(`${what} aborted`, { cause: reason })
+}
+
+// A function, not an inline test, so TS does not narrow `aborted` across awaits.
+function isAborted(signal: AbortSignal | undefined): signal is AbortSignal {
+  return signal?.aborted === true
+}
+
+function errorName(err: unknown): string | undefined {
+  const name = (err as { name?: unknown } | null)?.name
+  return typeof name === 'string' ? name : undefined
+}
+
+export function createFramedStream(stream: Stream, options: FramedStreamOptions = {}): FramedStream {
+  const maxFrameBytes = options.maxFrameBytes ?? LIMITS.maxFrame
+  if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < 1) {
+    throw new GcnError(`maxFrameBytes must be a positive integer (got ${maxFrameBytes})`)
+  }
+  let limit = maxFrameBytes
+  let limitName = ''
+  let prefixBytes = 0
+  let reading = false
+  let broken: Error | undefined
+
+  // lpStream retries on RangeError (needs another byte) and rethrows anything else,
+  // so the cap is enforced here, from the prefix alone, before the body is buffered.
+  const lengthDecoder = (buf: Uint8ArrayList): number => {
+    prefixBytes = buf.byteLength
+    const maxPrefix = varintLength(limit)
+    let value = 0
+    for (let i = 0; i < buf.byteLength; i++) {
+      const b = buf.get(i)
+      value += (b & 0x7f) * 2 ** (7 * i)
+      if (b < 0x80) {
+        if (value > limit) throw new MessageTooLargeError(`${limitName} frame of ${value} bytes is over the ${limit}-byte limit`)
+        return value
+      }
+      if (i + 1 >= maxPrefix) {
+        throw new MessageTooLargeError(`${limitName} frame length prefix is longer than ${maxPrefix} bytes (limit ${limit} bytes)`)
+      }
+    }
+    throw new RangeError('length prefix incomplete')
+  }
+
+  const lp = lpStream(stream, {
+    lengthDecoder,
+    maxBufferSize: options.maxBufferBytes ?? Math.max(DEFAULT_BUFFER_BYTES, 2 * maxFrameBytes),
+    // unreachable while lengthDecoder caps the prefix; kept as a second fence
+    maxLengthLength: 8
+  })
+
+  function mapReadError(err: unknown, name: string, signal?: AbortSignal): Error | null {
+    const midFrame = prefixBytes > 0
+    if (isAborted(signal)) {
+      const out = abortError(signal, `reading ${name}`)
+      if (midFrame) broken = out
+      return out
+    }
+    let out: Error
+    if (err instanceof GcnError) {
+      out = err
+    } else {
+      switch (errorName(err)) {
+        case 'UnexpectedEOFError':
+          if (!midFrame) return null
+          out = new StreamEndedError(`stream ended inside a ${name} frame`, { cause: err, truncated: true })
+          break
+        case 'InvalidDataLengthError':
+        case 'InvalidDataLengthLengthError':
+        case 'StreamBufferError':
+          out = new MessageTooLargeError(`${name} frame: ${errorText(err)}`, { cause: err })
+          break
+        case 'InvalidMessageLengthError':
+          out = new InvalidMessageError(`${name} frame: invalid length prefix`, { cause: err })
+          break
+        default:
+          out = new StreamEndedError(`stream closed while reading ${name}: ${errorText(err)}`, {
+            cause: err,
+            truncated: midFrame
+          })
+      }
+    }
+    broken = out
+    return out
+  }
+
+  async function readOrEnd<T>(codec: MessageCodec<T>, options?: AbortOptions): Promise<T | null> {
+    if (broken !== undefined) throw broken
+    if (reading) throw new GcnError('concurrent reads on one framed stream')
+    if (isAborted(options?.signal)) throw abortError(options.signal, `reading ${codec.name}`)
+    reading = true
+    limit = Math.min(maxFrameBytes, codec.maxBytes)
+    limitName = codec.name
+    prefixBytes = 0
+    let frame: Uint8ArrayList
+    try {
+      frame = await lp.read(options)
+    } catch (err) {
+      const mapped = mapReadError(err, codec.name, options?.signal)
+      if (mapped === null) return null
+      throw mapped
+    } finally {
+      reading = false
+    }
+    return codec.decode(frame)
+  }
+
+  async function read<T>(codec: MessageCodec<T>, options?: AbortOptions): Promise<T> {
+    const msg = await readOrEnd(codec, options)
+    if (msg === null) throw new StreamEndedError(`stream ended before a ${codec.name} frame`)
+    return msg
+  }
+
+  async function* frames<T>(codec: MessageCodec<T>, options?: AbortOptions): AsyncGenerator<T, void, undefined> {
+    while (true) {
+      const msg = await readOrEnd(codec, options)
+      if (msg === null) return
+      yield msg
+    }
+  }
+
+  async function write<T>(codec: MessageCodec<T>, msg: T, options?: AbortOptions): Promise<void> {
+    if (isAborted(options?.signal)) throw abortError(options.signal, `writing ${codec.name}`)
+    const bytes = codec.encode(msg)
+    if (bytes.byteLength > maxFrameBytes) {
+      throw new MessageTooLargeError(`${codec.name} frame of ${bytes.byteLength} bytes is over this stream's ${maxFrameBytes}-byte limit`)
+    }
+    try {
+      await lp.write(bytes, options)
+    } catch (err) {
+      if (isAborted(options?.signal)) throw abortError(options.signal, `writing ${codec.name}`)
+      throw new StreamEndedError(`stream closed while writing ${codec.name}: ${errorText(err)}`, { cause: err })
+    }
+  }
+
+  return {
+    stream,
+    read,
+    readOrEnd,
+    frames,
+    write,
+    close: async options => {
+      await stream.close(options)
+    },
+    abort: err => {
+      stream.abort(err)
+    }
+  }
+}

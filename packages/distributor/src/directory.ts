@@ -1,0 +1,255 @@
+import {
+  ADVERT_PROTOCOL,
+  AdvertEnvelopeCodec,
+  CAPACITY_TOPIC,
+  type CapacityAdvert,
+  CapacityAdvertCodec,
+  createFramedStream,
+  type GcnNode,
+  type Logger,
+  type ModelInfo,
+  modelCid,
+  openEnvelope,
+  type SignedEnvelope
+} from '@gcn/core'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PeerId, PublicKey } from '@libp2p/interface'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+
+export interface DirectoryInit {
+  /** Adverts older than this (or this far in the future) are stale and rejected. */
+  maxAdvertAgeMs?: number
+  /** A supplier not heard from for this long is dropped. */
+  expireAfterMs?: number
+  /** Weight of the newest sample in the EWMAs of measured latency and speed. */
+  ewmaAlpha?: number
+}
+
+export const DIRECTORY_DEFAULTS = Object.freeze({
+  maxAdvertAgeMs: 30_000,
+  expireAfterMs: 15_000,
+  ewmaAlpha: 0.3
+})
+
+export interface DirectoryComponents {
+  node: GcnNode
+  logger: Logger
+}
+
+/** One supplier as the distributor knows it: what it claims and what we measured. */
+export interface SupplierEntry {
+  peerId: PeerId
+  publicKey: PublicKey
+  advert: CapacityAdvert
+  addrs: Multiaddr[]
+  lastSeenMs: number
+  /** Tasks this distributor has in flight on it. */
+  outstanding: number
+  /** Measured by us; undefined until the first task. */
+  ewmaTtftMs?: number
+  ewmaTokensPerSecond?: number
+  successes: number
+  failures: number
+}
+
+/**
+ * The distributor's view of suppliers, fed by signed gossip adverts (checked
+ * in a gossipsub validator that rejects — and so penalises the sender for —
+ * unsigned, forged, stale, replayed or malformed adverts), by direct advert
+ * queries, and by DHT provider lookups for models not heard of yet.
+ */
+export class SupplierDirectory {
+  private readonly init: Required<DirectoryInit>
+  private readonly log: Logger
+  private readonly entries = new Map<string, SupplierEntry>()
+  /** Highest advert seq seen per peer, kept after expiry so old adverts cannot be replayed. */
+  private readonly lastSeq = new Map<string, number>()
+  private readonly listeners = new Set<() => void>()
+  private onMessage = (evt: CustomEvent<{ topic: string; data: Uint8Array }>): void => {
+    if (evt.detail.topic !== CAPACITY_TOPIC) return
+    // Already validated and accepted by the topic validator.
+    void this.ingest(evt.detail.data).catch(() => undefined)
+  }
+
+  constructor(
+    init: DirectoryInit,
+    private readonly components: DirectoryComponents
+  ) {
+    this.init = { ...DIRECTORY_DEFAULTS, ...init }
+    this.log = components.logger.child('directory')
+  }
+
+  start(): void {
+    const pubsub = this.components.node.libp2p.services.pubsub
+    pubsub.topicValidators.set(CAPACITY_TOPIC, async (from, message) => {
+      try {
+        const advert = await this.verify(message.data)
+        if (message.type === 'signed' && !message.from.equals(from) && message.from.toString() !== advert.peerId) {
+          // Relayed adverts are fine; a gossip author other than the advertised peer is not.
+          return TopicValidatorResult.Reject
+        }
+        return TopicValidatorResult.Accept
+      } catch (err) {
+        this.log.debug('advert rejected', { from: from.toString(), err })
+        return TopicValidatorResult.Reject
+      }
+    })
+    pubsub.addEventListener('message', this.onMessage as never)
+    pubsub.subscribe(CAPACITY_TOPIC)
+  }
+
+  stop(): void {
+    const pubsub = this.components.node.libp2p.services.pubsub
+    pubsub.topicValidators.delete(CAPACITY_TOPIC)
+    pubsub.removeEventListener('message', this.onMessage as never)
+    pubsub.unsubscribe(CAPACITY_TOPIC)
+  }
+
+  /** Called after every directory change (new supplier, new advert). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Decodes and checks an advert envelope without storing it; throws on anything wrong. */
+  async verify(data: Uint8Array): Promise<CapacityAdvert & { publicKey: PublicKey; signer: PeerId }> {
+    const envelope = AdvertEnvelopeCodec.decode(data)
+    const opened = await openEnvelope(envelope, CAPACITY_TOPIC)
+    const advert = CapacityAdvertCodec.decode(opened.payload)
+    if (advert.peerId !== opened.signer.toString()) throw new Error('advert signed by another peer than it names')
+    const age = Date.now() - advert.timestampMs
+    if (age > this.init.maxAdvertAgeMs || age < -this.init.maxAdvertAgeMs) throw new Error(`stale advert (age ${age} ms)`)
+    const last = this.lastSeq.get(advert.peerId)
+    if (last !== undefined && advert.seq < last) throw new Error('replayed advert')
+    return { ...advert, publicKey: opened.publicKey, signer: opened.signer }
+  }
+
+  /** Verifies and records an advert envelope (gossip or direct query). */
+  async ingest(data: Uint8Array | SignedEnvelope): Promise<SupplierEntry> {
+    const bytes = data instanceof Uint8Array ? data : AdvertEnvelopeCodec.encode(data)
+    const advert = await this.verify(bytes)
+    const key = advert.peerId
+    const last = this.lastSeq.get(key)
+    const existing = this.entries.get(key)
+    if (last !== undefined && advert.seq === last && existing !== undefined) {
+      existing.lastSeenMs = Date.now()
+      return existing
+    }
+    this.lastSeq.set(key, advert.seq)
+    const { publicKey, signer, ...plain } = advert
+    const entry: SupplierEntry = existing ?? {
+      peerId: signer,
+      publicKey,
+      advert: plain,
+      addrs: [],
+      lastSeenMs: 0,
+      outstanding: 0,
+      successes: 0,
+      failures: 0
+    }
+    entry.advert = plain
+    entry.addrs = plain.multiaddrs.flatMap(bytes => {
+      try {
+        return [multiaddr(bytes)]
+      } catch {
+        return []
+      }
+    })
+    entry.lastSeenMs = Date.now()
+    if (existing === undefined) {
+      this.entries.set(key, entry)
+      this.log.info('supplier joined', { peer: key, models: plain.models.map(m => m.name) })
+    }
+    for (const l of this.listeners) l()
+    return entry
+  }
+
+  private expire(): void {
+    const cutoff = Date.now() - this.init.expireAfterMs
+    for (const [key, entry] of this.entries) {
+      if (entry.lastSeenMs < cutoff && entry.outstanding === 0) {
+        this.entries.delete(key)
+        this.log.info('supplier expired', { peer: key })
+      }
+    }
+  }
+
+  /** Live suppliers, optionally only those offering `modelId`. */
+  suppliers(modelId?: string): SupplierEntry[] {
+    this.expire()
+    const all = [...this.entries.values()]
+    return modelId === undefined ? all : all.filter(e => e.advert.models.some(m => m.id === modelId))
+  }
+
+  get(peerId: string): SupplierEntry | undefined {
+    return this.entries.get(peerId)
+  }
+
+  /** Models on offer, one entry per model id, with the cheapest price. */
+  models(): ModelInfo[] {
+    const byId = new Map<string, ModelInfo>()
+    for (const entry of this.suppliers()) {
+      for (const m of entry.advert.models) {
+        const known = byId.get(m.id)
+        if (known === undefined) {
+          byId.set(m.id, { id: m.id, name: m.name, contextSize: m.contextSize, pricePer1kTokens: m.pricePer1kTokens, suppliers: 1 })
+        } else {
+          known.suppliers++
+          if (m.pricePer1kTokens < known.pricePer1kTokens) known.pricePer1kTokens = m.pricePer1kTokens
+        }
+      }
+    }
+    return [...byId.values()].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /** Records a measured outcome of a task on a supplier. */
+  recordResult(peerId: string, result: { ok: boolean; ttftMs?: number; tokensPerSecond?: number }): void {
+    const entry = this.entries.get(peerId)
+    if (entry === undefined) return
+    const a = this.init.ewmaAlpha
+    if (result.ok) entry.successes++
+    else entry.failures++
+    if (result.ttftMs !== undefined)
+      entry.ewmaTtftMs = entry.ewmaTtftMs === undefined ? result.ttftMs : a * result.ttftMs + (1 - a) * entry.ewmaTtftMs
+    if (result.tokensPerSecond !== undefined && Number.isFinite(result.tokensPerSecond)) {
+      entry.ewmaTokensPerSecond =
+        entry.ewmaTokensPerSecond === undefined ? result.tokensPerSecond : a * result.tokensPerSecond + (1 - a) * entry.ewmaTokensPerSecond
+    }
+  }
+
+  /** Asks a peer directly for its current advert (used after DHT discovery). */
+  async query(target: PeerId | Multiaddr[], options: { signal?: AbortSignal } = {}): Promise<SupplierEntry> {
+    const signal = options.signal ?? AbortSignal.timeout(5_000)
+    const stream = await this.components.node.libp2p.dialProtocol(target, ADVERT_PROTOCOL, { signal })
+    const framed = createFramedStream(stream)
+    try {
+      const envelope = await framed.read(AdvertEnvelopeCodec, { signal })
+      await framed.close({ signal }).catch(() => undefined)
+      return await this.ingest(envelope)
+    } catch (err) {
+      framed.abort(err instanceof Error ? err : new Error('advert query failed'))
+      throw err
+    }
+  }
+
+  /** Finds suppliers of a model through the DHT and asks each for its advert. */
+  async discover(modelId: string, options: { signal?: AbortSignal; max?: number } = {}): Promise<SupplierEntry[]> {
+    const signal = options.signal ?? AbortSignal.timeout(5_000)
+    const found: SupplierEntry[] = []
+    const { libp2p } = this.components.node
+    try {
+      for await (const provider of libp2p.contentRouting.findProviders(modelCid(modelId), { signal })) {
+        if (provider.id.equals(libp2p.peerId) || this.entries.has(provider.id.toString())) continue
+        try {
+          found.push(await this.query(provider.multiaddrs.length > 0 ? provider.multiaddrs : provider.id, { signal }))
+        } catch (err) {
+          this.log.debug('provider advert query failed', { peer: provider.id.toString(), err })
+        }
+        if (found.length >= (options.max ?? 8)) break
+      }
+    } catch (err) {
+      this.log.debug('provider lookup ended', { err })
+    }
+    return found
+  }
+}

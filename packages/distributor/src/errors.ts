@@ -1,0 +1,44 @@
+import { GcnError } from '@gcn/core'
+
+/** The requested model is served by no known supplier and is not in the catalog (HTTP 404). */
+export class UnknownModelError extends GcnError {
+  static override readonly code = 'ERR_UNKNOWN_MODEL'
+  override name = 'UnknownModelError'
+}
+
+/** The model is known but no supplier can take the request now (HTTP 503, retryable). */
+export class NoSupplierError extends GcnError {
+  static override readonly code = 'ERR_NO_SUPPLIER'
+  override name = 'NoSupplierError'
+}
+
+/** The prompt is longer than the model's context or the gateway's limit (HTTP 400). */
+export class PromptTooLongError extends GcnError {
+  static override readonly code = 'ERR_PROMPT_TOO_LONG'
+  override name = 'PromptTooLongError'
+}
+
+/** A request field is invalid or unsupported (HTTP 400); `param` names the field. */
+export class InvalidRequestError extends GcnError {
+  static override readonly code = 'ERR_INVALID_REQUEST'
+  override name = 'InvalidRequestError'
+  param?: string
+  constructor(message: string, options: { param?: string; hint?: string; cause?: unknown } = {}) {
+    super(message, options)
+    if (options.param !== undefined) this.param = options.param
+  }
+}
+
+/**
+ * The task failed after some text was already streamed, or every attempt
+ * failed: the client may retry the whole request (HTTP 502 / stream error).
+ */
+export class TaskFailedError extends GcnError {
+  static override readonly code = 'ERR_TASK_FAILED'
+  override name = 'TaskFailedError'
+  readonly retryable: boolean
+  constructor(message: string, options: { retryable: boolean; hint?: string; cause?: unknown }) {
+    super(message, options)
+    this.retryable = options.retryable
+  }
+}

@@ -1,0 +1,190 @@
+import { AbortedError, GcnError, type GcnNode, type InferenceEvent, type InferenceRequest, type Logger, type ModelInfo } from '@gcn/core'
+import type { InferenceBackend } from './backend.js'
+import type { SupplierDirectory, SupplierEntry } from './directory.js'
+import { NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
+import { runTask } from './task-client.js'
+
+export interface RouterInit {
+  /** Attempts per request across different suppliers. */
+  maxAttempts?: number
+  /** With no first token by then, the attempt is abandoned and another supplier tried. */
+  firstTokenTimeoutMs?: number
+  /** Whole-task deadline sent to the supplier. */
+  taskTimeoutMs?: number
+  /** Tasks we put on one supplier beyond its advertised slots (they wait in its queue). */
+  maxQueuedPerSupplier?: number
+  /** Sessions remembered for supplier affinity. */
+  maxSessions?: number
+  /** Latency assumed for a supplier we have not measured and that advertises none. */
+  defaultTtftMs?: number
+}
+
+export const ROUTER_DEFAULTS = Object.freeze({
+  maxAttempts: 3,
+  firstTokenTimeoutMs: 10_000,
+  taskTimeoutMs: 120_000,
+  maxQueuedPerSupplier: 4,
+  maxSessions: 10_000,
+  defaultTtftMs: 50
+})
+
+export interface RouterComponents {
+  node: GcnNode
+  directory: SupplierDirectory
+  logger: Logger
+  /** Randomness for selection (tests pass a seeded one). */
+  random?: () => number
+}
+
+/**
+ * Picks suppliers and runs tasks with failover; the real InferenceBackend.
+ *
+ * Selection is "power of two choices" (Mitzenmacher, IEEE TPDS 2001): sample
+ * two eligible suppliers at random and take the cheaper, which avoids the herd
+ * behaviour of always picking the global best from slightly stale data. The
+ * cost is Finagle's peak-EWMA load metric: measured latency (our own EWMA of
+ * time to first token, falling back to the advertised figure) times
+ * (outstanding tasks + 1), plus the supplier's advertised queue.
+ */
+export class TaskRouter implements InferenceBackend {
+  private readonly init: Required<RouterInit>
+  private readonly log: Logger
+  private readonly random: () => number
+  /** sessionId → supplier peer id, in insertion order for LRU eviction. */
+  private readonly sessions = new Map<string, string>()
+  /** Counters for metrics and the dashboard. */
+  readonly counters = { tasks: 0, failovers: 0, failures: 0 }
+
+  constructor(
+    init: RouterInit,
+    private readonly components: RouterComponents
+  ) {
+    this.init = { ...ROUTER_DEFAULTS, ...init }
+    this.log = components.logger.child('router')
+    this.random = components.random ?? Math.random
+  }
+
+  listModels(): ModelInfo[] {
+    return this.components.directory.models()
+  }
+
+  private async resolveModel(model: string, signal: AbortSignal): Promise<ModelInfo> {
+    const find = (): ModelInfo | undefined => this.listModels().find(m => m.id === model || m.name === model)
+    let found = find()
+    if (found === undefined && /^[0-9a-f]{64}$/.test(model)) {
+      await this.components.directory.discover(model, { signal: AbortSignal.any([signal, AbortSignal.timeout(3_000)]) })
+      found = find()
+    }
+    if (found === undefined)
+      throw new UnknownModelError(`model ${JSON.stringify(model)} is not served by any known supplier`, {
+        hint: 'GET /v1/models lists the models on offer'
+      })
+    return found
+  }
+
+  private cost(entry: SupplierEntry): number {
+    const latency = entry.ewmaTtftMs ?? (entry.advert.ttftMs > 0 ? entry.advert.ttftMs : this.init.defaultTtftMs)
+    const slots = Math.max(1, entry.advert.totalSlots)
+    const queued = entry.advert.queueDepth / slots
+    // A failing supplier costs more until it proves itself again.
+    const failurePenalty = 1 + entry.failures / (entry.successes + entry.failures + 1)
+    return latency * (entry.outstanding + 1 + queued) * failurePenalty
+  }
+
+  private eligible(entry: SupplierEntry): boolean {
+    return entry.outstanding < Math.max(1, entry.advert.totalSlots) + this.init.maxQueuedPerSupplier
+  }
+
+  /** Chooses a supplier for `modelId`, skipping `exclude`; undefined when none can take it. */
+  select(modelId: string, sessionId: string | undefined, exclude: ReadonlySet<string>): SupplierEntry | undefined {
+    const candidates = this.components.directory.suppliers(modelId).filter(e => !exclude.has(e.peerId.toString()) && this.eligible(e))
+    if (candidates.length === 0) return undefined
+    if (sessionId !== undefined) {
+      const pinned = candidates.find(e => e.peerId.toString() === this.sessions.get(sessionId))
+      // Load guard: stay for prompt-cache reuse only while it has a free slot.
+      if (pinned !== undefined && pinned.outstanding < Math.max(1, pinned.advert.totalSlots)) return pinned
+    }
+    if (candidates.length === 1) return candidates[0]
+    const i = Math.floor(this.random() * candidates.length)
+    let j = Math.floor(this.random() * (candidates.length - 1))
+    if (j >= i) j++
+    const a = candidates[i]!
+    const b = candidates[j]!
+    return this.cost(a) <= this.cost(b) ? a : b
+  }
+
+  private remember(sessionId: string | undefined, peerId: string): void {
+    if (sessionId === undefined || sessionId === '') return
+    this.sessions.delete(sessionId)
+    this.sessions.set(sessionId, peerId)
+    if (this.sessions.size > this.init.maxSessions) this.sessions.delete(this.sessions.keys().next().value!)
+  }
+
+  async *stream(request: InferenceRequest, options: { signal?: AbortSignal } = {}): AsyncGenerator<InferenceEvent, void, undefined> {
+    const clientSignal = options.signal ?? new AbortController().signal
+    const model = await this.resolveModel(request.model, clientSignal)
+    const tried = new Set<string>()
+    let lastError: unknown
+    this.counters.tasks++
+    for (let attempt = 0; attempt < this.init.maxAttempts; attempt++) {
+      if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
+      const supplier = this.select(model.id, request.sessionId, tried)
+      if (supplier === undefined) break
+      const peer = supplier.peerId.toString()
+      tried.add(peer)
+      if (attempt > 0) this.counters.failovers++
+      const attemptController = new AbortController()
+      const signal = AbortSignal.any([clientSignal, attemptController.signal])
+      const firstTokenTimer = setTimeout(
+        () => attemptController.abort(new GcnError(`no first token within ${this.init.firstTokenTimeoutMs} ms`)),
+        this.init.firstTokenTimeoutMs
+      )
+      const started = performance.now()
+      let firstAt: number | undefined
+      let tokens = 0
+      supplier.outstanding++
+      try {
+        for await (const event of runTask(this.components.node, supplier, model.id, request, {
+          signal,
+          deadlineMs: Date.now() + this.init.taskTimeoutMs
+        })) {
+          if (firstAt === undefined) {
+            firstAt = performance.now()
+            clearTimeout(firstTokenTimer)
+          }
+          if (event.type === 'delta') tokens += event.tokenIds.length
+          else {
+            const decodeMs = performance.now() - firstAt
+            this.components.directory.recordResult(peer, {
+              ok: true,
+              ttftMs: firstAt - started,
+              ...(tokens > 1 && decodeMs > 0 ? { tokensPerSecond: ((tokens - 1) * 1000) / decodeMs } : {})
+            })
+            this.remember(request.sessionId, peer)
+          }
+          yield event
+        }
+        return
+      } catch (err) {
+        lastError = err
+        this.components.directory.recordResult(peer, { ok: false })
+        if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
+        const code = err instanceof TaskFailedError ? /supplier error (\S+):/.exec(err.message)?.[1] : undefined
+        if (code === 'ERR_PROMPT_TOO_LONG') throw new PromptTooLongError('prompt is too long for the model', { cause: err })
+        if (err instanceof TaskFailedError && !err.retryable) throw err
+        if (firstAt !== undefined) {
+          // Text already reached the client: restarting would duplicate it.
+          this.counters.failures++
+          throw new TaskFailedError('the supplier failed mid-answer; retry the request', { retryable: true, cause: err })
+        }
+        this.log.info('attempt failed, trying another supplier', { peer, attempt, err })
+      } finally {
+        clearTimeout(firstTokenTimer)
+        supplier.outstanding--
+      }
+    }
+    this.counters.failures++
+    if (lastError === undefined) throw new NoSupplierError(`no supplier can take model ${model.name} now`, { hint: 'retry shortly' })
+    throw new TaskFailedError(`all ${tried.size} attempted suppliers failed`, { retryable: true, cause: lastError })
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Server-sent events parser (the WHATWG event-stream format), written for
+ * fetch bodies: bytes may be split anywhere, including inside a multi-byte
+ * UTF-8 sequence or between the `\r` and `\n` of a line break.
+ */
+import { StreamError } from './errors.js'
+
+/**
+ * One dispatched event.
+ *
+ * @example
+ * ```ts
+ * const event: SseEvent = { type: 'message', data: '{"choices":[]}', id: '' }
+ * ```
+ */
+export interface SseEvent {
+  /** The `event:` field, `message` when absent. */
+  type: string
+  /** All `data:` lines of the event joined with `\n`. */
+  data: string
+  /** The last `id:` seen so far in the stream (empty when none). */
+  id: string
+}
+
+/**
+ * Default cap on one event: 1 MiB, counted in characters (UTF-16 code units)
+ * of the pending line plus the event's data.
+ *
+ * @example
+ * ```ts
+ * new SseParser({ maxEventSize: DEFAULT_MAX_EVENT_SIZE / 4 })
+ * ```
+ */
+export const DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
+
+/**
+ * Options of {@link SseParser} and {@link readSse}.
+ *
+ * @example
+ * ```ts
+ * const options: SseOptions = { maxEventSize: 64 * 1024 }
+ * ```
+ */
+export interface SseOptions {
+  /** Characters one event (data plus the line being read) may hold; beyond it a StreamError is thrown. */
+  maxEventSize?: number
+}
+
+const LF = 10
+const CR = 13
+const COLON = 58
+const SPACE = 32
+
+/**
+ * Incremental parser: feed it byte chunks, get back the events they complete.
+ * An event cut off by the end of the stream is discarded, as the format
+ * requires.
+ *
+ * @example
+ * ```ts
+ * const parser = new SseParser()
+ * parser.push(new TextEncoder().encode('data: hel'))  // []
+ * parser.push(new TextEncoder().encode('lo\n\n'))     // [{ type: 'message', data: 'hello', id: '' }]
+ * ```
+ */
+export class SseParser {
+  readonly #decoder = new TextDecoder('utf-8')
+  readonly #maxEventSize: number
+  /** Text of the line not yet terminated. */
+  #line = ''
+  /** Data lines of the current event, each followed by `\n`. */
+  #data = ''
+  #type = ''
+  #lastId = ''
+  /** The previous chunk ended with `\r`: a leading `\n` in the next one belongs to that line break. */
+  #afterCR = false
+
+  constructor(options: SseOptions = {}) {
+    this.#maxEventSize = options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE
+  }
+
+  /** Feeds the next bytes; throws StreamError when an event grows past the cap. */
+  push(chunk: Uint8Array): SseEvent[] {
+    return this.#feed(this.#decoder.decode(chunk, { stream: true }))
+  }
+
+  /** Flushes the decoder at the end of the stream; any unterminated event is dropped. */
+  end(): SseEvent[] {
+    const events = this.#feed(this.#decoder.decode())
+    this.#line = ''
+    this.#data = ''
+    this.#type = ''
+    return events
+  }
+
+  #feed(text: string): SseEvent[] {
+    const events: SseEvent[] = []
+    const n = text.length
+    let i = 0
+    if (this.#afterCR && n > 0) {
+      if (text.charCodeAt(0) === LF) i = 1
+      this.#afterCR = false
+    }
+    let start = i
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i)
+      if (c !== LF && c !== CR) continue
+      const line = this.#line + text.slice(start, i)
+      this.#line = ''
+      this.#processLine(line, events)
+      if (c === CR) {
+        if (i + 1 < n) {
+          if (text.charCodeAt(i + 1) === LF) i++
+        } else {
+          this.#afterCR = true
+        }
+      }
+      start = i + 1
+    }
+    this.#line += text.slice(start)
+    this.#checkSize()
+    return events
+  }
+
+  #processLine(line: string, events: SseEvent[]): void {
+    if (line.length === 0) {
+      this.#dispatch(events)
+      return
+    }
+    if (line.charCodeAt(0) === COLON) return // comment, e.g. a keep-alive
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.charCodeAt(0) === SPACE) value = value.slice(1)
+    switch (field) {
+      case 'data':
+        this.#data += value + '\n'
+        this.#checkSize()
+        break
+      case 'event':
+        this.#type = value
+        break
+      case 'id':
+        if (!value.includes('\0')) this.#lastId = value
+        break
+      default:
+        // `retry` and unknown fields carry nothing the SDK uses.
+        break
+    }
+  }
+
+  #dispatch(events: SseEvent[]): void {
+    const type = this.#type
+    const data = this.#data
+    this.#type = ''
+    this.#data = ''
+    if (data.length === 0) return
+    events.push({ type: type || 'message', data: data.slice(0, -1), id: this.#lastId })
+  }
+
+  #checkSize(): void {
+    if (this.#line.length + this.#data.length > this.#maxEventSize) {
+      throw new StreamError(`server-sent event larger than ${this.#maxEventSize} characters`)
+    }
+  }
+}
+
+/**
+ * Reads a fetch body as server-sent events. Returning early (break), an error
+ * or `signal` aborting cancels the body, which closes the connection.
+ *
+ * @example
+ * ```ts
+ * const res = await fetch(url, { headers: { Accept: 'text/event-stream' } })
+ * for await (const event of readSse(res.body!)) {
+ *   if (event.data === '[DONE]') break
+ * }
+ * ```
+ */
+export async function* readSse(
+  body: ReadableStream<Uint8Array>,
+  options: SseOptions & { signal?: AbortSignal } = {}
+): AsyncGenerator<SseEvent, void, undefined> {
+  const { signal } = options
+  const parser = new SseParser(options)
+  const reader = body.getReader()
+  // fetch already errors the body when its signal aborts; cancelling here too
+  // covers custom fetch implementations and bodies not tied to a signal.
+  const onAbort = () => {
+    reader.cancel(signal?.reason).catch(() => {})
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  let finished = false
+  try {
+    for (;;) {
+      if (signal?.aborted) throw signal.reason
+      const { done, value } = await reader.read()
+      if (signal?.aborted) throw signal.reason
+      if (done) {
+        finished = true
+        yield* parser.end()
+        return
+      }
+      yield* parser.push(value)
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    if (!finished) reader.cancel().catch(() => {})
+  }
+}

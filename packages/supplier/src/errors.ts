@@ -1,0 +1,75 @@
+/**
+ * Supplier error classes. Each extends GcnError, so callers switch on a stable `name`/`code`
+ * and an operator gets a `hint`; messages carry identifiers and numbers, never prompt or output text.
+ */
+import { GcnError, type GcnErrorOptions } from '@gcn/core'
+
+/** A model file could not be read (missing, unreadable, not a regular file). */
+export class ModelFileError extends GcnError {
+  static override readonly code = 'ERR_MODEL_FILE'
+  override name = 'ModelFileError'
+}
+
+/** The sha256 of a model file is not the one expected: a corrupt, partial or different model. */
+export class ModelHashMismatchError extends GcnError {
+  static override readonly code = 'ERR_MODEL_HASH_MISMATCH'
+  override name = 'ModelHashMismatchError'
+  readonly expected: string
+  readonly actual: string
+
+  constructor(path: string, expected: string, actual: string, options: GcnErrorOptions = {}) {
+    super(`model file ${path} has sha256 ${actual}, expected ${expected}`, {
+      hint: 'the file is corrupt, partially downloaded or a different model: download it again or correct the expected sha256',
+      ...options
+    })
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/** llama.cpp refused to load the model or create its context. */
+export class ModelLoadError extends GcnError {
+  static override readonly code = 'ERR_MODEL_LOAD'
+  override name = 'ModelLoadError'
+}
+
+/** The prompt does not fit: over maxPromptTokens, or no room left in the context for maxTokens. */
+export class PromptTooLongError extends GcnError {
+  static override readonly code = 'ERR_PROMPT_TOO_LONG'
+  override name = 'PromptTooLongError'
+  readonly promptTokens: number
+  readonly limit: number
+
+  constructor(promptTokens: number, limit: number, options: GcnErrorOptions = {}) {
+    super(`prompt is ${promptTokens} tokens, limit ${limit}`, {
+      hint: 'shorten the prompt or lower maxTokens',
+      ...options
+    })
+    this.promptTokens = promptTokens
+    this.limit = limit
+  }
+}
+
+/** Every slot is busy and the wait queue is full: try another supplier or later. */
+export class QueueFullError extends GcnError {
+  static override readonly code = 'ERR_QUEUE_FULL'
+  override name = 'QueueFullError'
+}
+
+/** Generation parameters out of range (maxTokens, temperature, topP, seed, stop strings). */
+export class InvalidGenerationParamsError extends GcnError {
+  static override readonly code = 'ERR_INVALID_GENERATION_PARAMS'
+  override name = 'InvalidGenerationParamsError'
+}
+
+/** `jsonSchema` is not JSON, too large, or a schema the grammar builder does not support. */
+export class InvalidJsonSchemaError extends GcnError {
+  static override readonly code = 'ERR_INVALID_JSON_SCHEMA'
+  override name = 'InvalidJsonSchemaError'
+}
+
+/** llama.cpp failed while evaluating a task (tokens already streamed stay valid). */
+export class GenerationError extends GcnError {
+  static override readonly code = 'ERR_GENERATION'
+  override name = 'GenerationError'
+}

@@ -1,0 +1,946 @@
+/**
+ * The supplier's model runtime: one GGUF model loaded with node-llama-cpp, one context with
+ * `slots` sequences, so several tasks generate at once (llama.cpp batches their tokens together).
+ *
+ * Design notes (the why):
+ * - Generation drives `LlamaContextSequence.evaluate()` directly instead of LlamaCompletion/LlamaChat:
+ *   those re-tokenize the text in front of a stop trigger (the emitted ids would then not be the
+ *   sampled ones), apply a repeat penalty by default and trim whitespace. Proof of inference needs
+ *   every streamed id to be exactly what was sampled and the streamed text to be its detokenization.
+ * - Each task runs as a producer that pushes chunks into a buffer; the returned iterator drains it.
+ *   So an abort frees the slot at once even while the consumer is not pulling (no backpressure:
+ *   a task's output is bounded by maxTokens, and slot time is the scarce resource).
+ * - Every task starts from an empty sequence (history cleared when the slot is released). Prefix
+ *   reuse across tasks is deliberately not done: first-token latency would reveal whether another
+ *   tenant recently sent the same prefix, and results would depend on the slot's previous task.
+ * - Sampling uses only temperature/topP (topK and minP disabled, no repeat penalty), so the request
+ *   parameters fully describe the sampler. Concurrent sequences are batched, so greedy output of
+ *   a task is reproducible when it runs alone but may differ slightly under concurrency.
+ */
+import { basename } from 'node:path'
+import {
+  AbortedError,
+  type ChatMessage,
+  type FinishReason,
+  GcnError,
+  type GenerationParams,
+  type InferenceInput,
+  type Logger,
+  NotStartedError,
+  REQUEST_LIMITS,
+  type Usage
+} from '@gcn/core'
+import {
+  type ChatHistoryItem,
+  type ChatWrapper,
+  GeneralChatWrapper,
+  getLlama,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaGrammar,
+  LlamaGrammarEvaluationState,
+  LlamaLogLevel,
+  type LlamaModel,
+  type LlamaText,
+  resolveChatWrapper,
+  type Token
+} from 'node-llama-cpp'
+import {
+  GenerationError,
+  InvalidGenerationParamsError,
+  InvalidJsonSchemaError,
+  ModelLoadError,
+  PromptTooLongError,
+  QueueFullError
+} from './errors.js'
+import { normaliseSha256, sha256File, verifyModelFile } from './model-file.js'
+
+export interface ModelRuntimeInit {
+  /** Path of the GGUF file. */
+  modelPath: string
+  /** Refuse to load unless the file hashes to this (ModelHashMismatchError, checked before loading). */
+  expectedSha256?: string
+  /** Human name; defaults to GGUF `general.name`, else the file name without `.gguf`. */
+  name?: string
+  /** Concurrent sequences (tasks generating at once). Default 2. */
+  slots?: number
+  /** Tasks allowed to wait for a slot; one more → QueueFullError. Default 16. */
+  maxQueue?: number
+  /** Tokens per sequence (prompt + output). Default min(model train context, 2048). */
+  contextSize?: number
+  /** CPU threads for evaluation. Default 1: llama.cpp's all-cores default collapses under load. */
+  threads?: number
+  /** Prompt tokens accepted (after the chat template). Default: only the context bounds it. */
+  maxPromptTokens?: number
+  /** Cap on a task's maxTokens. Default REQUEST_LIMITS.maxTokens. */
+  maxOutputTokens?: number
+  /** Default false (CPU prebuilt). */
+  gpu?: false | 'auto' | 'cuda'
+}
+
+export interface ModelRuntimeComponents {
+  logger: Logger
+}
+
+export interface ModelRuntimeInfo {
+  /** sha256 of the GGUF file (lowercase hex): the model id on the network. */
+  id: string
+  name: string
+  /** Tokens per sequence (prompt + output) actually allocated. */
+  contextSize: number
+  trainContextSize: number
+}
+
+export interface ModelRuntimeStats {
+  totalSlots: number
+  freeSlots: number
+  /** Tasks waiting for a slot. */
+  queueDepth: number
+  /** Tasks holding a slot (generating, or finishing their in-flight step after an abort). */
+  active: number
+  /** EWMA of per-task decode speed (tokens after the first / time since the first); 0 until measured. */
+  tokensPerSecond: number
+  /** EWMA of slot acquisition → first token (prompt evaluation; queue wait not included); 0 until measured. */
+  ttftMs: number
+  /** Tasks that held a slot and ended, whatever the reason. */
+  completed: number
+}
+
+export interface GenerationTokenChunk {
+  type: 'token'
+  /** Detokenization of `tokenIds` (in the context of the preceding tokens). */
+  text: string
+  /** Sampled token ids, in order, exactly as generated. */
+  tokenIds: number[]
+}
+
+export interface GenerationDoneChunk {
+  type: 'done'
+  finishReason: FinishReason
+  usage: Usage
+}
+
+export type GenerationChunk = GenerationTokenChunk | GenerationDoneChunk
+
+export interface GenerateOptions {
+  signal?: AbortSignal
+}
+
+export type ModelRuntimeState = 'stopped' | 'starting' | 'started' | 'stopping'
+
+export type ModelRuntimeChangeListener = (stats: ModelRuntimeStats) => void
+
+export interface ModelRuntime {
+  readonly [Symbol.toStringTag]: string
+  readonly state: ModelRuntimeState
+  /** Throws NotStartedError before start(). */
+  readonly info: ModelRuntimeInfo
+  start(): Promise<void>
+  stop(): Promise<void>
+  stats(): ModelRuntimeStats
+  /** Called (coalesced per microtask) whenever stats change; returns an unsubscribe function. */
+  onChange(listener: ModelRuntimeChangeListener): () => void
+  /**
+   * Streams token chunks then one `done` chunk. The task is submitted at once (it queues for a
+   * slot before the first `next()`); errors (PromptTooLongError, QueueFullError, …) surface from
+   * the iterator. Abort while waiting → AbortedError; abort once generating → `done` with
+   * finishReason 'aborted'. Breaking out of the loop (iterator `return()`) aborts the task too.
+   */
+  generate(input: InferenceInput, params: GenerationParams, options?: GenerateOptions): AsyncIterableIterator<GenerationChunk>
+  /**
+   * The exact prompt token ids a task with this input is evaluated on (BOS and chat template
+   * included): what a verifier needs to re-evaluate prompt + output.
+   */
+  tokenizeInput(input: InferenceInput): number[]
+}
+
+const DEFAULT_SLOTS = 2
+const DEFAULT_MAX_QUEUE = 16
+const DEFAULT_MAX_CONTEXT = 2048
+/** Weight of the newest sample in the speed/latency EWMAs. */
+const EWMA_ALPHA = 0.2
+const GRAMMAR_CACHE_SIZE = 16
+const NATIVE_LOG_LINES = 20
+/** Enough preceding tokens for the detokenizer to resolve leading spaces. */
+const DETOKENIZE_CONTEXT = 16
+const REPLACEMENT_CHAR = '\uFFFD'
+
+const positiveInt = (value: number | undefined, fallback: number, what: string, min = 1): number => {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${what} must be an integer >= ${min}, got ${value}`)
+  return value
+}
+
+interface Slot {
+  readonly index: number
+  readonly sequence: LlamaContextSequence
+}
+
+interface Waiter {
+  resolve(slot: Slot): void
+  reject(err: unknown): void
+  readonly signal: AbortSignal
+  readonly onAbort: () => void
+}
+
+interface Loaded {
+  llama: Llama
+  model: LlamaModel
+  context: LlamaContext
+  chatWrapper: ChatWrapper
+  info: ModelRuntimeInfo
+  /** Single control tokens that end a chat turn besides EOG (from the chat wrapper). */
+  stopTokens: Set<number>
+  /** Text triggers of the chat wrapper (e.g. a literal `<|im_end|>`). */
+  chatStopStrings: string[]
+}
+
+interface PreparedTask {
+  promptTokens: Token[]
+  maxTokens: number
+  temperature: number
+  topP: number
+  seed: number | undefined
+  stopStrings: string[]
+  grammar: LlamaGrammar | undefined
+}
+
+/**
+ * Push-fed async iterator: the task pushes, the consumer pulls. `return()` from the consumer
+ * (break / early exit) calls `onReturn` so the task is aborted and its slot freed.
+ */
+class ChunkStream implements AsyncIterableIterator<GenerationChunk> {
+  private readonly buffer: GenerationChunk[] = []
+  private waiter: { resolve(r: IteratorResult<GenerationChunk>): void; reject(err: unknown): void } | undefined
+  private ended = false
+  private closed = false
+  private failure: { error: unknown } | undefined
+
+  constructor(private readonly onReturn: () => void) {}
+
+  push(chunk: GenerationChunk): void {
+    if (this.ended || this.closed) return
+    if (this.waiter !== undefined) {
+      const { resolve } = this.waiter
+      this.waiter = undefined
+      resolve({ value: chunk, done: false })
+    } else {
+      this.buffer.push(chunk)
+    }
+  }
+
+  end(error?: unknown): void {
+    if (this.ended) return
+    this.ended = true
+    if (error !== undefined) this.failure = { error }
+    if (this.waiter !== undefined) {
+      const { resolve, reject } = this.waiter
+      this.waiter = undefined
+      if (this.failure !== undefined) {
+        const { error: e } = this.failure
+        this.failure = undefined
+        reject(e)
+      } else {
+        resolve({ value: undefined, done: true })
+      }
+    }
+  }
+
+  next(): Promise<IteratorResult<GenerationChunk>> {
+    const chunk = this.buffer.shift()
+    if (chunk !== undefined) return Promise.resolve({ value: chunk, done: false })
+    if (this.ended || this.closed) {
+      if (this.failure !== undefined) {
+        const { error } = this.failure
+        this.failure = undefined
+        return Promise.reject(error)
+      }
+      return Promise.resolve({ value: undefined, done: true })
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject }
+    })
+  }
+
+  return(): Promise<IteratorResult<GenerationChunk>> {
+    if (!this.closed) {
+      this.closed = true
+      this.buffer.length = 0
+      this.failure = undefined
+      this.onReturn()
+    }
+    if (this.waiter !== undefined) {
+      const { resolve } = this.waiter
+      this.waiter = undefined
+      resolve({ value: undefined, done: true })
+    }
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+}
+
+/**
+ * Turns sampled tokens into chunks whose text is the detokenization of their ids. Tokens are held
+ * back while their text ends in an incomplete UTF-8 character or could be the start of a stop
+ * string. A stop string cuts at token granularity: the token in which it starts is dropped with
+ * it (so text and ids always agree), even if part of that token's text came before the stop.
+ */
+class OutputAssembler {
+  readonly emitted: Token[] = []
+  private held: Token[] = []
+  private recent: Token[]
+
+  constructor(
+    private readonly model: LlamaModel,
+    promptTokens: readonly Token[],
+    private readonly stopStrings: readonly string[]
+  ) {
+    this.recent = promptTokens.slice(-DETOKENIZE_CONTEXT)
+  }
+
+  /** Adds one sampled token; returns what can be emitted and whether a stop string was found. */
+  add(token: Token): { chunk?: GenerationTokenChunk; stopped: boolean } {
+    this.held.push(token)
+    const text = this.detokenize(this.held)
+    let stopAt = -1
+    for (const stop of this.stopStrings) {
+      const at = text.indexOf(stop)
+      if (at >= 0 && (stopAt < 0 || at < stopAt)) stopAt = at
+    }
+    if (stopAt >= 0) {
+      const chunk = this.takePrefix(text, stopAt, true)
+      this.held = []
+      return { chunk, stopped: true }
+    }
+    const safe = text.length - this.partialStopSuffix(text)
+    return { chunk: this.takePrefix(text, safe, false), stopped: false }
+  }
+
+  /** Emits everything still held (end of generation: nothing more can complete it). */
+  flush(): GenerationTokenChunk | undefined {
+    if (this.held.length === 0) return undefined
+    const ids = this.held
+    this.held = []
+    return this.emit(ids, this.detokenize(ids))
+  }
+
+  private detokenize(tokens: readonly Token[]): string {
+    return this.model.detokenize(tokens, false, this.recent)
+  }
+
+  /** Longest suffix of `text` that is a proper prefix of some stop string. */
+  private partialStopSuffix(text: string): number {
+    let longest = 0
+    for (const stop of this.stopStrings) {
+      for (let len = Math.min(stop.length - 1, text.length); len > longest; len--) {
+        if (text.endsWith(stop.slice(0, len))) {
+          longest = len
+          break
+        }
+      }
+    }
+    return longest
+  }
+
+  /**
+   * Emits the longest run of held tokens whose text is a prefix of `text`, no longer than `limit`
+   * and (unless `final`) not ending in an incomplete character.
+   */
+  private takePrefix(text: string, limit: number, final: boolean): GenerationTokenChunk | undefined {
+    const acceptable = (prefix: string): boolean =>
+      prefix.length <= limit && text.startsWith(prefix) && (final || !prefix.endsWith(REPLACEMENT_CHAR))
+    if (acceptable(text)) {
+      const ids = this.held
+      this.held = []
+      return ids.length === 0 ? undefined : this.emit(ids, text)
+    }
+    for (let count = this.held.length - 1; count > 0; count--) {
+      const ids = this.held.slice(0, count)
+      const prefix = this.detokenize(ids)
+      if (acceptable(prefix)) {
+        this.held = this.held.slice(count)
+        return this.emit(ids, prefix)
+      }
+    }
+    return undefined
+  }
+
+  private emit(ids: Token[], text: string): GenerationTokenChunk {
+    for (const id of ids) this.emitted.push(id)
+    this.recent = this.recent.concat(ids).slice(-DETOKENIZE_CONTEXT)
+    return { type: 'token', text, tokenIds: ids.slice() as number[] }
+  }
+}
+
+function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map(message => {
+    if (message.role === 'system') return { type: 'system', text: message.content }
+    if (message.role === 'user') return { type: 'user', text: message.content }
+    return { type: 'model', response: [message.content] }
+  })
+  // An empty model turn at the end is how chat wrappers render "the assistant speaks next".
+  history.push({ type: 'model', response: [] })
+  return history
+}
+
+class DefaultModelRuntime implements ModelRuntime {
+  readonly [Symbol.toStringTag] = '@gcn/supplier/model-runtime'
+  private readonly log: Logger
+  private readonly slotCount: number
+  private readonly maxQueue: number
+  private readonly threads: number
+  private readonly maxOutputTokens: number
+  private readonly maxPromptTokens: number | undefined
+  private readonly requestedContextSize: number | undefined
+  private current: ModelRuntimeState = 'stopped'
+  private loaded: Loaded | undefined
+  private starting: Promise<void> | undefined
+  private stopping: Promise<void> | undefined
+  private slots: Slot[] = []
+  private free: Slot[] = []
+  private readonly waiters: Waiter[] = []
+  private readonly tasks = new Set<Promise<void>>()
+  private readonly controllers = new Set<AbortController>()
+  private readonly listeners = new Set<ModelRuntimeChangeListener>()
+  private readonly grammars = new Map<string, LlamaGrammar>()
+  private readonly nativeLog: string[] = []
+  private notifyQueued = false
+  private tokensPerSecond = 0
+  private ttftMs = 0
+  private completed = 0
+
+  constructor(
+    private readonly init: ModelRuntimeInit,
+    components: ModelRuntimeComponents
+  ) {
+    this.log = components.logger.child('model-runtime')
+    this.slotCount = positiveInt(init.slots, DEFAULT_SLOTS, 'slots')
+    this.maxQueue = positiveInt(init.maxQueue, DEFAULT_MAX_QUEUE, 'maxQueue', 0)
+    this.threads = positiveInt(init.threads, 1, 'threads')
+    this.maxOutputTokens = positiveInt(init.maxOutputTokens, REQUEST_LIMITS.maxTokens, 'maxOutputTokens')
+    this.maxPromptTokens = init.maxPromptTokens === undefined ? undefined : positiveInt(init.maxPromptTokens, 0, 'maxPromptTokens')
+    this.requestedContextSize = init.contextSize === undefined ? undefined : positiveInt(init.contextSize, 0, 'contextSize', 16)
+    if (init.expectedSha256 !== undefined) normaliseSha256(init.expectedSha256)
+  }
+
+  get state(): ModelRuntimeState {
+    return this.current
+  }
+
+  get info(): ModelRuntimeInfo {
+    if (this.loaded === undefined) throw new NotStartedError('model runtime is not started')
+    return { ...this.loaded.info }
+  }
+
+  async start(): Promise<void> {
+    if (this.current === 'started') return
+    if (this.stopping !== undefined) await this.stopping
+    this.starting ??= this.load().finally(() => {
+      this.starting = undefined
+    })
+    return this.starting
+  }
+
+  async stop(): Promise<void> {
+    if (this.starting !== undefined) await this.starting.catch(() => {})
+    if (this.current === 'stopped') return
+    this.stopping ??= this.unload().finally(() => {
+      this.stopping = undefined
+    })
+    return this.stopping
+  }
+
+  stats(): ModelRuntimeStats {
+    const totalSlots = this.slots.length
+    return {
+      totalSlots,
+      freeSlots: this.free.length,
+      queueDepth: this.waiters.length,
+      active: totalSlots - this.free.length,
+      tokensPerSecond: this.tokensPerSecond,
+      ttftMs: this.ttftMs,
+      completed: this.completed
+    }
+  }
+
+  onChange(listener: ModelRuntimeChangeListener): () => void {
+    this.listeners.add(listener)
+    return () => {
+      this.listeners.delete(listener)
+    }
+  }
+
+  tokenizeInput(input: InferenceInput): number[] {
+    return this.render(this.requireLoaded(), input).tokens as number[]
+  }
+
+  generate(input: InferenceInput, params: GenerationParams, options: GenerateOptions = {}): AsyncIterableIterator<GenerationChunk> {
+    const controller = new AbortController()
+    const stream = new ChunkStream(() => controller.abort(new AbortedError('generation stopped by its consumer')))
+    const external = options.signal
+    if (external?.aborted === true) {
+      stream.end(new AbortedError('generation aborted', { cause: external.reason }))
+      return stream
+    }
+    const forward = (): void => controller.abort(external?.reason)
+    external?.addEventListener('abort', forward, { once: true })
+    this.controllers.add(controller)
+    const task = this.runTask(input, params, controller.signal, stream).finally(() => {
+      external?.removeEventListener('abort', forward)
+      this.controllers.delete(controller)
+      this.tasks.delete(task)
+    })
+    this.tasks.add(task)
+    return stream
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // lifecycle
+
+  private async load(): Promise<void> {
+    this.current = 'starting'
+    const startedAt = performance.now()
+    const { modelPath } = this.init
+    let llama: Llama | undefined
+    let model: LlamaModel | undefined
+    let context: LlamaContext | undefined
+    const hashAbort = new AbortController()
+    try {
+      // With an expected hash nothing is loaded before it matches; otherwise hash while loading.
+      const hashed =
+        this.init.expectedSha256 === undefined
+          ? sha256File(modelPath, { signal: hashAbort.signal })
+          : Promise.resolve(await verifyModelFile(modelPath, this.init.expectedSha256))
+      hashed.catch(() => {})
+      try {
+        llama = await getLlama({
+          gpu: this.init.gpu ?? false,
+          build: 'never',
+          maxThreads: this.threads,
+          logLevel: LlamaLogLevel.warn,
+          logger: (level, message) => this.onNativeLog(level, message)
+        })
+        model = await llama.loadModel({ modelPath })
+        const trainContextSize = model.trainContextSize
+        const contextSize = this.requestedContextSize ?? Math.min(trainContextSize, DEFAULT_MAX_CONTEXT)
+        context = await model.createContext({ contextSize, sequences: this.slotCount, threads: this.threads })
+      } catch (err) {
+        throw new ModelLoadError(`cannot load model ${basename(modelPath)}: ${(err as Error).message}`, {
+          cause: err,
+          hint: this.nativeLog.length > 0 ? `llama.cpp said: ${this.nativeLog.slice(-5).join(' | ')}` : 'is it a valid GGUF file?'
+        })
+      }
+      const id = await hashed
+      const chatWrapper = this.resolveChatWrapper(model)
+      const { stopTokens, chatStopStrings } = this.chatStops(model, chatWrapper)
+      const info: ModelRuntimeInfo = {
+        id,
+        name: this.init.name ?? this.ggufName(model) ?? basename(modelPath).replace(/\.gguf$/i, ''),
+        contextSize: context.contextSize,
+        trainContextSize: model.trainContextSize
+      }
+      this.slots = Array.from({ length: this.slotCount }, (_, index) => ({ index, sequence: context!.getSequence() }))
+      this.free = this.slots.slice()
+      this.loaded = { llama, model, context, chatWrapper, info, stopTokens, chatStopStrings }
+      this.current = 'started'
+      this.log.info('model loaded', {
+        modelId: id,
+        name: info.name,
+        contextSize: info.contextSize,
+        trainContextSize: info.trainContextSize,
+        slots: this.slotCount,
+        threads: this.threads,
+        chatWrapper: chatWrapper.wrapperName,
+        loadMs: Math.round(performance.now() - startedAt)
+      })
+      this.changed()
+    } catch (err) {
+      hashAbort.abort()
+      this.current = 'stopped'
+      this.slots = []
+      this.free = []
+      await context?.dispose().catch(() => {})
+      await model?.dispose().catch(() => {})
+      await llama?.dispose().catch(() => {})
+      throw err
+    }
+  }
+
+  private async unload(): Promise<void> {
+    this.current = 'stopping'
+    for (const waiter of this.waiters.splice(0)) {
+      waiter.signal.removeEventListener('abort', waiter.onAbort)
+      waiter.reject(new AbortedError('model runtime stopped'))
+    }
+    for (const controller of this.controllers) controller.abort(new AbortedError('model runtime stopped'))
+    await Promise.allSettled([...this.tasks])
+    const loaded = this.loaded
+    this.loaded = undefined
+    this.grammars.clear()
+    this.slots = []
+    this.free = []
+    if (loaded !== undefined) {
+      await loaded.context.dispose().catch(err => this.log.warn('context dispose failed', { err }))
+      await loaded.model.dispose().catch(err => this.log.warn('model dispose failed', { err }))
+      await loaded.llama.dispose().catch(err => this.log.warn('llama dispose failed', { err }))
+      this.log.info('model unloaded', { modelId: loaded.info.id })
+    }
+    this.current = 'stopped'
+    this.changed()
+  }
+
+  private onNativeLog(level: LlamaLogLevel, message: string): void {
+    // Kept for ModelLoadError hints; llama.cpp does not log prompt text at warn level.
+    this.nativeLog.push(message.trim())
+    if (this.nativeLog.length > NATIVE_LOG_LINES) this.nativeLog.shift()
+    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.log.warn('llama.cpp error', { native: message.trim() })
+    else this.log.debug('llama.cpp', { native: message.trim() })
+  }
+
+  private ggufName(model: LlamaModel): string | undefined {
+    const name = model.fileInfo.metadata?.general?.name
+    return typeof name === 'string' && name.trim() !== '' ? name.trim() : undefined
+  }
+
+  /** The model's own template when the GGUF has one; otherwise a plain, predictable format. */
+  private resolveChatWrapper(model: LlamaModel): ChatWrapper {
+    const template = (model.fileInfo.metadata?.tokenizer as { chat_template?: unknown } | undefined)?.chat_template
+    if (typeof template === 'string' && template.trim() !== '') {
+      return resolveChatWrapper(model, { warningLogs: false })
+    }
+    return new GeneralChatWrapper()
+  }
+
+  private chatStops(model: LlamaModel, wrapper: ChatWrapper): { stopTokens: Set<number>; chatStopStrings: string[] } {
+    const stopTokens = new Set<number>()
+    const chatStopStrings: string[] = []
+    const triggers = wrapper.generateContextState({ chatHistory: [{ type: 'model', response: [] }] }).stopGenerationTriggers
+    for (const trigger of triggers) this.addTrigger(model, trigger, stopTokens, chatStopStrings)
+    return { stopTokens, chatStopStrings }
+  }
+
+  private addTrigger(model: LlamaModel, trigger: LlamaText, stopTokens: Set<number>, stopStrings: string[]): void {
+    if (trigger.values.every(value => typeof value === 'string')) {
+      const text = trigger.values.join('')
+      if (text !== '' && !stopStrings.includes(text)) stopStrings.push(text)
+      return
+    }
+    const tokens = trigger.tokenize(model.tokenizer)
+    // Special tokens render as '' in output text, so only a single-token trigger can be matched.
+    if (tokens.length === 1) stopTokens.add(tokens[0]!)
+    else this.log.debug('chat stop trigger ignored', { tokens: tokens.length })
+  }
+
+  private requireLoaded(): Loaded {
+    if (this.current !== 'started' || this.loaded === undefined) {
+      throw new NotStartedError(`model runtime is ${this.current}`, { hint: 'call start() first' })
+    }
+    return this.loaded
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // tasks
+
+  private render(loaded: Loaded, input: InferenceInput): { tokens: Token[]; stopStrings: string[] } {
+    const { model } = loaded
+    if (input.kind === 'prompt') {
+      // Player text is never parsed for control tokens (specialTokens false).
+      const bos = model.tokens.shouldPrependBosToken ? model.tokens.bos : null
+      const body = model.tokenize(input.prompt, false)
+      return { tokens: bos == null ? body : [bos, ...body], stopStrings: [] }
+    }
+    const state = loaded.chatWrapper.generateContextState({ chatHistory: toChatHistory(input.messages) })
+    return { tokens: state.contextText.tokenize(model.tokenizer), stopStrings: loaded.chatStopStrings }
+  }
+
+  private async prepare(loaded: Loaded, input: InferenceInput, params: GenerationParams): Promise<PreparedTask> {
+    const { maxTokens: requested, temperature = 1, topP = 1, seed, stop = [], jsonSchema } = params
+    if (!Number.isSafeInteger(requested) || requested < 1) {
+      throw new InvalidGenerationParamsError(`maxTokens must be a positive integer, got ${requested}`)
+    }
+    if (!Number.isFinite(temperature) || temperature < 0)
+      throw new InvalidGenerationParamsError(`temperature must be >= 0, got ${temperature}`)
+    if (!Number.isFinite(topP) || topP <= 0 || topP > 1) throw new InvalidGenerationParamsError(`topP must be in (0, 1], got ${topP}`)
+    if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) {
+      throw new InvalidGenerationParamsError(`seed must be a non-negative integer, got ${seed}`)
+    }
+    if (stop.length > REQUEST_LIMITS.maxStopStrings) {
+      throw new InvalidGenerationParamsError(`at most ${REQUEST_LIMITS.maxStopStrings} stop strings, got ${stop.length}`)
+    }
+    for (const s of stop) {
+      if (typeof s !== 'string' || s.length === 0 || s.length > REQUEST_LIMITS.maxStopChars) {
+        throw new InvalidGenerationParamsError(`stop strings must be 1..${REQUEST_LIMITS.maxStopChars} characters`)
+      }
+    }
+    const maxTokens = Math.min(requested, this.maxOutputTokens)
+    const rendered = this.render(loaded, input)
+    const promptTokens = rendered.tokens.length
+    const contextLimit = loaded.info.contextSize - maxTokens
+    if (this.maxPromptTokens !== undefined && promptTokens > this.maxPromptTokens) {
+      throw new PromptTooLongError(promptTokens, this.maxPromptTokens)
+    }
+    if (promptTokens === 0) throw new InvalidGenerationParamsError('the prompt is empty')
+    if (promptTokens > contextLimit) {
+      throw new PromptTooLongError(promptTokens, Math.max(0, contextLimit), {
+        hint: `the context holds ${loaded.info.contextSize} tokens, prompt and maxTokens (${maxTokens}) together`
+      })
+    }
+    const grammar = jsonSchema === undefined ? undefined : await this.grammarFor(loaded, jsonSchema)
+    const stopStrings = [...new Set([...stop, ...rendered.stopStrings, ...(grammar?.stopGenerationTriggers ?? []).flatMap(textTrigger)])]
+    return {
+      promptTokens: rendered.tokens,
+      maxTokens,
+      temperature,
+      topP,
+      // llama.cpp seeds are 32-bit.
+      seed: seed === undefined ? undefined : seed % 0x1_0000_0000,
+      stopStrings,
+      grammar
+    }
+  }
+
+  private async grammarFor(loaded: Loaded, jsonSchema: string): Promise<LlamaGrammar> {
+    const cached = this.grammars.get(jsonSchema)
+    if (cached !== undefined) {
+      this.grammars.delete(jsonSchema)
+      this.grammars.set(jsonSchema, cached)
+      return cached
+    }
+    if (jsonSchema.length > REQUEST_LIMITS.maxJsonSchemaChars) {
+      throw new InvalidJsonSchemaError(`jsonSchema is ${jsonSchema.length} characters, limit ${REQUEST_LIMITS.maxJsonSchemaChars}`)
+    }
+    let schema: unknown
+    try {
+      schema = JSON.parse(jsonSchema)
+    } catch (err) {
+      throw new InvalidJsonSchemaError('jsonSchema is not valid JSON', { cause: err })
+    }
+    checkSchema(schema, '$', 0)
+    let grammar: LlamaGrammar
+    try {
+      grammar = await loaded.llama.createGrammarForJsonSchema(schema as Parameters<Llama['createGrammarForJsonSchema']>[0])
+    } catch (err) {
+      throw new InvalidJsonSchemaError(`unsupported jsonSchema: ${(err as Error).message}`, {
+        cause: err,
+        hint: 'use the JSON schema subset node-llama-cpp supports (type, properties, items, enum, const, oneOf, $defs/$ref)'
+      })
+    }
+    this.grammars.set(jsonSchema, grammar)
+    if (this.grammars.size > GRAMMAR_CACHE_SIZE) this.grammars.delete(this.grammars.keys().next().value!)
+    return grammar
+  }
+
+  private acquire(signal: AbortSignal): Promise<Slot> {
+    this.requireLoaded()
+    if (signal.aborted) return Promise.reject(new AbortedError('generation aborted', { cause: signal.reason }))
+    const slot = this.waiters.length === 0 ? this.free.shift() : undefined
+    if (slot !== undefined) {
+      this.changed()
+      return Promise.resolve(slot)
+    }
+    if (this.waiters.length >= this.maxQueue) {
+      return Promise.reject(
+        new QueueFullError(`all ${this.slots.length} slots busy and ${this.waiters.length} tasks queued`, {
+          hint: 'send the task to another supplier or retry later'
+        })
+      )
+    }
+    return new Promise<Slot>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const at = this.waiters.indexOf(waiter)
+          if (at >= 0) this.waiters.splice(at, 1)
+          reject(new AbortedError('generation aborted while queued', { cause: signal.reason }))
+          this.changed()
+        }
+      }
+      signal.addEventListener('abort', waiter.onAbort, { once: true })
+      this.waiters.push(waiter)
+      this.changed()
+    })
+  }
+
+  /** Hands the slot to the oldest waiter, else back to the free list. */
+  private release(slot: Slot): void {
+    if (!this.slots.includes(slot)) return
+    const waiter = this.current === 'started' ? this.waiters.shift() : undefined
+    if (waiter !== undefined) {
+      waiter.signal.removeEventListener('abort', waiter.onAbort)
+      waiter.resolve(slot)
+    } else {
+      this.free.push(slot)
+    }
+    this.changed()
+  }
+
+  private async runTask(input: InferenceInput, params: GenerationParams, signal: AbortSignal, stream: ChunkStream): Promise<void> {
+    let slot: Slot | undefined
+    try {
+      const loaded = this.requireLoaded()
+      const task = await this.prepare(loaded, input, params)
+      slot = await this.acquire(signal)
+      await this.generateOn(loaded, slot, task, signal, stream)
+      stream.end()
+    } catch (err) {
+      stream.end(
+        err instanceof GcnError ? err : new GenerationError(`generation failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+      )
+    } finally {
+      if (slot !== undefined) {
+        this.completed++
+        this.release(slot)
+      }
+    }
+  }
+
+  private async generateOn(loaded: Loaded, slot: Slot, task: PreparedTask, signal: AbortSignal, stream: ChunkStream): Promise<void> {
+    const { model } = loaded
+    const { sequence } = slot
+    const acquiredAt = performance.now()
+    const assembler = new OutputAssembler(model, task.promptTokens, task.stopStrings)
+    const aborted = new Promise<'aborted'>(resolve => {
+      if (signal.aborted) resolve('aborted')
+      else signal.addEventListener('abort', () => resolve('aborted'), { once: true })
+    })
+    const tokens = sequence.evaluate(task.promptTokens, {
+      temperature: task.temperature,
+      topP: task.topP,
+      topK: 0,
+      minP: 0,
+      seed: task.seed,
+      grammarEvaluationState: task.grammar === undefined ? undefined : new LlamaGrammarEvaluationState({ model, grammar: task.grammar }),
+      yieldEogToken: true
+    })
+    let finishReason: FinishReason = 'stop'
+    let sampled = 0
+    let received = 0
+    let firstAt = 0
+    let lastAt = 0
+    try {
+      while (true) {
+        const next = tokens.next()
+        // Lost to an abort, it settles later: never leave it as an unhandled rejection.
+        next.catch(() => {})
+        const step = await Promise.race([next, aborted])
+        if (step === 'aborted') {
+          finishReason = 'aborted'
+          break
+        }
+        if (step.done === true) break
+        const token = step.value
+        lastAt = performance.now()
+        if (received++ === 0) firstAt = lastAt
+        if (model.isEogToken(token) || loaded.stopTokens.has(token)) break
+        sampled++
+        const { chunk, stopped } = assembler.add(token)
+        if (chunk !== undefined) stream.push(chunk)
+        if (stopped) break
+        if (sampled >= task.maxTokens) {
+          finishReason = 'length'
+          break
+        }
+      }
+      const rest = assembler.flush()
+      if (rest !== undefined) stream.push(rest)
+      stream.push({
+        type: 'done',
+        finishReason,
+        usage: { promptTokens: task.promptTokens.length, completionTokens: assembler.emitted.length }
+      })
+      // End the stream before the cleanup below: the consumer should not wait for it.
+      stream.end()
+    } finally {
+      // Waits for an in-flight decode step, then wipes the sequence so the next task starts clean.
+      await tokens.return().catch(() => {})
+      await sequence.clearHistory().catch(err => this.log.warn('clearing sequence failed', { slot: slot.index, err }))
+      this.record(acquiredAt, firstAt, lastAt, received)
+      this.log.debug('task finished', {
+        slot: slot.index,
+        finishReason,
+        promptTokens: task.promptTokens.length,
+        completionTokens: assembler.emitted.length
+      })
+    }
+  }
+
+  private record(acquiredAt: number, firstAt: number, lastAt: number, received: number): void {
+    const ewma = (previous: number, sample: number): number => (previous === 0 ? sample : previous + EWMA_ALPHA * (sample - previous))
+    if (received > 0) this.ttftMs = ewma(this.ttftMs, firstAt - acquiredAt)
+    if (received >= 2 && lastAt > firstAt) this.tokensPerSecond = ewma(this.tokensPerSecond, ((received - 1) * 1000) / (lastAt - firstAt))
+  }
+
+  private changed(): void {
+    if (this.notifyQueued || this.listeners.size === 0) return
+    this.notifyQueued = true
+    queueMicrotask(() => {
+      this.notifyQueued = false
+      const stats = this.stats()
+      for (const listener of this.listeners) {
+        try {
+          listener(stats)
+        } catch (err) {
+          this.log.warn('change listener threw', { err })
+        }
+      }
+    })
+  }
+}
+
+const SCHEMA_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null', 'object', 'array'])
+const MAX_SCHEMA_DEPTH = 32
+
+/**
+ * Structural check of the schema subset the grammar builder understands. node-llama-cpp turns
+ * what it does not recognise (e.g. an unknown `type`) into a `null` rule silently, which would
+ * produce valid JSON that matches nothing the caller asked for.
+ */
+function checkSchema(schema: unknown, at: string, depth: number): void {
+  const fail = (why: string): never => {
+    throw new InvalidJsonSchemaError(`jsonSchema ${at}: ${why}`, {
+      hint: 'use the subset node-llama-cpp supports: type, properties, items, enum, const, oneOf, $defs/$ref'
+    })
+  }
+  if (depth > MAX_SCHEMA_DEPTH) fail(`nested deeper than ${MAX_SCHEMA_DEPTH}`)
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) fail('must be an object')
+  const node = schema as Record<string, unknown>
+  if (node.type !== undefined) {
+    const types = Array.isArray(node.type) ? node.type : [node.type]
+    if (types.length === 0 || types.some(t => typeof t !== 'string' || !SCHEMA_TYPES.has(t))) fail('unsupported type')
+  } else if (node.enum === undefined && node.const === undefined && node.oneOf === undefined && node.$ref === undefined) {
+    fail('needs type, enum, const, oneOf or $ref')
+  }
+  if (node.anyOf !== undefined || node.allOf !== undefined) fail('anyOf/allOf are not supported (oneOf is)')
+  if (node.enum !== undefined && (!Array.isArray(node.enum) || node.enum.length === 0)) fail('enum must be a non-empty array')
+  if (node.oneOf !== undefined) {
+    if (!Array.isArray(node.oneOf) || node.oneOf.length === 0) fail('oneOf must be a non-empty array')
+    ;(node.oneOf as unknown[]).forEach((item, i) => checkSchema(item, `${at}.oneOf[${i}]`, depth + 1))
+  }
+  for (const key of ['properties', '$defs'] as const) {
+    const map = node[key]
+    if (map === undefined) continue
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) fail(`${key} must be an object`)
+    for (const [name, item] of Object.entries(map as object)) checkSchema(item, `${at}.${key}.${name}`, depth + 1)
+  }
+  if (node.items !== undefined) checkSchema(node.items, `${at}.items`, depth + 1)
+  if (node.additionalProperties !== undefined && typeof node.additionalProperties !== 'boolean') {
+    checkSchema(node.additionalProperties, `${at}.additionalProperties`, depth + 1)
+  }
+}
+
+/** The text of a grammar stop trigger made of plain text only (others cannot match output text). */
+function textTrigger(trigger: LlamaText | string | readonly (string | Token)[]): string[] {
+  const values: readonly unknown[] =
+    typeof trigger === 'string' ? [trigger] : Array.isArray(trigger) ? trigger : (trigger as LlamaText).values
+  return values.every(value => typeof value === 'string') ? [values.join('')] : []
+}
+
+export function createModelRuntime(init: ModelRuntimeInit, components: ModelRuntimeComponents): ModelRuntime {
+  return new DefaultModelRuntime(init, components)
+}

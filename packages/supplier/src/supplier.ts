@@ -1,0 +1,313 @@
+import {
+  ADVERT_PROTOCOL,
+  AdvertEnvelopeCodec,
+  CAPACITY_TOPIC,
+  type CapacityAdvert,
+  CapacityAdvertCodec,
+  ChunkCipher,
+  createFramedStream,
+  WireFinishReason as FinishReason,
+  type FramedStream,
+  GcnError,
+  type GcnNode,
+  type GenerationParams,
+  type InferenceInput,
+  type Logger,
+  modelCid,
+  open as openSealed,
+  plainBytes,
+  type SignedEnvelope,
+  signEnvelope,
+  TASK_PROTOCOL,
+  type TaskChunk,
+  TaskChunkCodec,
+  TaskFrameCodec,
+  TaskOpenCodec,
+  type TaskRequest,
+  TaskRequestCodec,
+  WIRE_VERSION
+} from '@gcn/core'
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
+import type { GenerationEngine } from './engine.js'
+
+export interface SupplierInit {
+  /** Price in micro-units of the payment token per 1,000 tokens. */
+  pricePer1kTokens: bigint
+  /** EVM address (0x + 40 hex) credited in settlement. */
+  rewardAddress: string
+  /** Re-advertise at least this often; changes are advertised at once (debounced). */
+  advertIntervalMs?: number
+  /** Minimum gap between two adverts caused by changes. */
+  advertDebounceMs?: number
+  /** How long a new task stream may take to deliver its TaskOpen frame. */
+  openTimeoutMs?: number
+  /** Task streams served at once (beyond the engine's slots they queue in the engine). */
+  maxTaskStreams?: number
+}
+
+export const SUPPLIER_DEFAULTS = Object.freeze({
+  advertIntervalMs: 2_000,
+  advertDebounceMs: 100,
+  openTimeoutMs: 5_000,
+  maxTaskStreams: 64,
+  /** Re-provide model ids in the DHT this often. */
+  provideIntervalMs: 60_000
+})
+
+export interface SupplierComponents {
+  node: GcnNode
+  privateKey: PrivateKey
+  engine: GenerationEngine
+  logger: Logger
+}
+
+const FINISH: Record<string, FinishReason> = {
+  stop: FinishReason.STOP,
+  length: FinishReason.LENGTH,
+  aborted: FinishReason.ABORTED,
+  error: FinishReason.ERROR
+}
+
+/** Reasons a task fails that another supplier might not hit. */
+const RETRYABLE_CODES = new Set(['ERR_QUEUE_FULL', 'ERR_NOT_STARTED', 'ERR_MODEL_LOAD'])
+
+/**
+ * The supplier's network side: serves /gcn/task/1.0.0 (sealed request in,
+ * sealed chunks out, generation stops the moment the stream closes), answers
+ * /gcn/advert/1.0.0, gossips signed capacity adverts and provides its model
+ * id in the DHT.
+ */
+export class Supplier {
+  private readonly init: Required<SupplierInit>
+  private readonly log: Logger
+  private advertTimer?: ReturnType<typeof setInterval>
+  private provideTimer?: ReturnType<typeof setInterval>
+  private debounceTimer?: ReturnType<typeof setTimeout>
+  private unsubscribe?: () => void
+  private seq = 0
+  private current?: SignedEnvelope
+  private readonly openStreams = new Set<Stream>()
+  private started = false
+  /** Completed tasks (for the operator and later for block confirmations). */
+  completedTasks = 0
+
+  constructor(
+    init: SupplierInit,
+    private readonly components: SupplierComponents
+  ) {
+    this.init = { ...SUPPLIER_DEFAULTS, ...init }
+    this.log = components.logger.child('supplier')
+  }
+
+  get node(): GcnNode {
+    return this.components.node
+  }
+
+  async start(): Promise<void> {
+    const { libp2p } = this.components.node
+    await libp2p.handle(TASK_PROTOCOL, (stream, connection) => this.handleTask(stream, connection), {
+      maxInboundStreams: this.init.maxTaskStreams
+    })
+    await libp2p.handle(ADVERT_PROTOCOL, stream => this.handleAdvertQuery(stream))
+    this.started = true
+    this.unsubscribe = this.components.engine.onChange(() => this.scheduleAdvert())
+    this.advertTimer = setInterval(() => void this.publishAdvert(), this.init.advertIntervalMs)
+    this.provideTimer = setInterval(() => void this.provide(), SUPPLIER_DEFAULTS.provideIntervalMs)
+    await this.publishAdvert()
+    void this.provide()
+  }
+
+  async stop(): Promise<void> {
+    this.started = false
+    clearInterval(this.advertTimer)
+    clearInterval(this.provideTimer)
+    clearTimeout(this.debounceTimer)
+    this.unsubscribe?.()
+    const { libp2p } = this.components.node
+    await libp2p.unhandle(TASK_PROTOCOL)
+    await libp2p.unhandle(ADVERT_PROTOCOL)
+    for (const stream of this.openStreams) stream.abort(new GcnError('supplier stopping'))
+  }
+
+  /** The advert as last signed (for tests and the health endpoint). */
+  async currentAdvert(): Promise<SignedEnvelope> {
+    return this.current ?? (await this.signAdvert())
+  }
+
+  private async provide(): Promise<void> {
+    try {
+      await this.components.node.libp2p.contentRouting.provide(modelCid(this.components.engine.info.id), {
+        signal: AbortSignal.timeout(30_000)
+      })
+    } catch (err) {
+      // A node without DHT peers yet cannot provide; the timer retries.
+      this.log.debug('provide failed', { err })
+    }
+  }
+
+  private scheduleAdvert(): void {
+    if (!this.started || this.debounceTimer !== undefined) return
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined
+      void this.publishAdvert()
+    }, this.init.advertDebounceMs)
+  }
+
+  private async signAdvert(): Promise<SignedEnvelope> {
+    const { engine, node, privateKey } = this.components
+    const stats = engine.stats()
+    // seq never repeats across restarts: it starts from the clock.
+    this.seq = Math.max(this.seq + 1, Date.now())
+    const advert: CapacityAdvert = {
+      peerId: node.peerId.toString(),
+      multiaddrs: node.libp2p
+        .getMultiaddrs()
+        .slice(0, 16)
+        .map(ma => plainBytes(ma.bytes)),
+      models: [
+        { id: engine.info.id, name: engine.info.name, contextSize: engine.info.contextSize, pricePer1kTokens: this.init.pricePer1kTokens }
+      ],
+      freeSlots: stats.freeSlots,
+      totalSlots: stats.totalSlots,
+      queueDepth: stats.queueDepth,
+      tokensPerSecond: stats.tokensPerSecond,
+      ttftMs: Math.round(stats.ttftMs),
+      rewardAddress: this.init.rewardAddress,
+      timestampMs: Date.now(),
+      seq: this.seq
+    }
+    this.current = await signEnvelope(privateKey, CAPACITY_TOPIC, CapacityAdvertCodec.encode(advert))
+    return this.current
+  }
+
+  private async publishAdvert(): Promise<void> {
+    if (!this.started) return
+    try {
+      const envelope = await this.signAdvert()
+      await this.components.node.libp2p.services.pubsub.publish(CAPACITY_TOPIC, AdvertEnvelopeCodec.encode(envelope))
+    } catch (err) {
+      this.log.warn('advert publish failed', { err })
+    }
+  }
+
+  private async handleAdvertQuery(stream: Stream): Promise<void> {
+    const framed = createFramedStream(stream)
+    try {
+      await framed.write(AdvertEnvelopeCodec, await this.currentAdvert(), { signal: AbortSignal.timeout(5_000) })
+      await framed.close({ signal: AbortSignal.timeout(5_000) })
+    } catch (err) {
+      framed.abort(err instanceof Error ? err : new GcnError('advert query failed'))
+    }
+  }
+
+  private async handleTask(stream: Stream, connection: Connection): Promise<void> {
+    this.openStreams.add(stream)
+    const framed = createFramedStream(stream)
+    const peer = connection.remotePeer.toString()
+    try {
+      const request = await this.readRequest(framed)
+      if (request === undefined) return
+      await this.serve(framed, stream, request)
+    } catch (err) {
+      this.log.debug('task stream failed', { peer, err })
+      framed.abort(err instanceof Error ? err : new GcnError('task failed'))
+    } finally {
+      this.openStreams.delete(stream)
+    }
+  }
+
+  /** Reads and opens the sealed request; a stream that cannot even be answered is aborted. */
+  private async readRequest(framed: FramedStream): Promise<TaskRequest | undefined> {
+    const open = await framed.read(TaskOpenCodec, { signal: AbortSignal.timeout(this.init.openTimeoutMs) })
+    if (open.version !== WIRE_VERSION) throw new GcnError(`unsupported task wire version ${open.version}`)
+    const plaintext = openSealed(this.components.privateKey, open.sealedRequest, { context: open.taskId })
+    const request = TaskRequestCodec.decode(plaintext)
+    if (!equalBytes(request.taskId, open.taskId)) throw new GcnError('task id in the sealed request differs from the frame')
+    return request
+  }
+
+  private async serve(framed: FramedStream, stream: Stream, request: TaskRequest): Promise<void> {
+    const cipher = new ChunkCipher(request.responseKey, request.taskId)
+    let seq = 0
+    const send = async (chunk: Omit<TaskChunk, 'seq' | 'proof'>): Promise<void> => {
+      const plaintext = TaskChunkCodec.encode({ ...chunk, seq, proof: new Uint8Array(0) } as TaskChunk)
+      await framed.write(TaskFrameCodec, { sealed: plainBytes(cipher.seal(seq, plaintext)) })
+      seq++
+    }
+    const controller = new AbortController()
+    // The distributor closing or aborting the stream stops generation at once.
+    const onClose = (): void => controller.abort(new GcnError('task stream closed'))
+    stream.addEventListener('close', onClose)
+    stream.addEventListener('remoteCloseWrite', onClose)
+    const signals = [controller.signal]
+    if (request.deadlineMs > 0) signals.push(AbortSignal.timeout(Math.max(1, request.deadlineMs - Date.now())))
+    try {
+      if (request.modelId !== this.components.engine.info.id) {
+        await send({
+          text: '',
+          tokenIds: [],
+          finishReason: FinishReason.ERROR,
+          error: { code: 'ERR_UNKNOWN_MODEL', message: 'model not served here', retryable: true }
+        })
+        await framed.close()
+        return
+      }
+      const input = toInput(request)
+      const params = toParams(request)
+      for await (const chunk of this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })) {
+        if (chunk.type === 'token') {
+          await send({ text: chunk.text, tokenIds: chunk.tokenIds })
+        } else {
+          await send({
+            text: '',
+            tokenIds: [],
+            finishReason: FINISH[chunk.finishReason] ?? FinishReason.ERROR,
+            usage: { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens }
+          })
+          this.completedTasks++
+        }
+      }
+      await framed.close({ signal: AbortSignal.timeout(5_000) })
+    } catch (err) {
+      if (controller.signal.aborted) return
+      const code = err instanceof GcnError ? err.code : 'ERR_INTERNAL'
+      const message = err instanceof GcnError ? err.message : 'internal error'
+      this.log.warn('task failed', { code })
+      await send({
+        text: '',
+        tokenIds: [],
+        finishReason: FinishReason.ERROR,
+        error: { code, message, retryable: RETRYABLE_CODES.has(code) }
+      })
+      await framed.close({ signal: AbortSignal.timeout(5_000) })
+    } finally {
+      stream.removeEventListener('close', onClose)
+      stream.removeEventListener('remoteCloseWrite', onClose)
+    }
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((v, i) => v === b[i])
+}
+
+function toInput(request: TaskRequest): InferenceInput {
+  if (request.chat !== undefined) {
+    return {
+      kind: 'chat',
+      messages: request.chat.messages.map(m => ({ role: m.role as 'system' | 'user' | 'assistant', content: m.content }))
+    }
+  }
+  return { kind: 'prompt', prompt: request.prompt ?? '' }
+}
+
+function toParams(request: TaskRequest): GenerationParams {
+  const p = request.params
+  const params: GenerationParams = { maxTokens: p?.maxTokens ?? 256 }
+  if (p?.temperature !== undefined) params.temperature = p.temperature
+  if (p?.topP !== undefined) params.topP = p.topP
+  if (p?.seed !== undefined) params.seed = p.seed
+  if (p?.stop !== undefined && p.stop.length > 0) params.stop = p.stop
+  if (p?.jsonSchema !== undefined) params.jsonSchema = p.jsonSchema
+  return params
+}
