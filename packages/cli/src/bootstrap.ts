@@ -11,6 +11,7 @@ import {
 } from '@gcn/core'
 import { commonOptions } from './common-options.js'
 import { untilSignal } from './process.js'
+import { wireCaptureFromEnv } from './wire-capture.js'
 
 export const bootstrapSchema = {
   ...commonOptions,
@@ -49,6 +50,7 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     ...(values.announce === undefined ? {} : { announce: values.announce }),
     bootstrap: values.bootstrap ?? [],
     targetPeers: values.targetPeers,
+    ...wireCaptureFromEnv(),
     logger: log
   })
   await node.start()

@@ -18,6 +18,8 @@ export const devnetSchema = {
   model: { type: 'string', valueName: 'PATH', description: 'GGUF model every supplier serves (default: a generated tiny model)' },
   slots: { type: 'integer', min: 1, max: 64, default: 2, description: 'tasks each supplier generates at once' },
   threads: { type: 'integer', min: 1, max: 256, default: 1, description: 'CPU threads per supplier' },
+  keyRatePerMinute: { type: 'integer', min: 1, default: 600, description: 'requests per minute allowed to the devnet key' },
+  keyMaxConcurrent: { type: 'integer', min: 1, default: 16, description: 'requests in flight allowed to the devnet key' },
   dataDir: { type: 'string', valueName: 'DIR', default: join('.gcn', 'devnet'), description: 'keys, models and state of the devnet' },
   logLevel: {
     type: 'string',
@@ -130,7 +132,11 @@ export async function runDevnet(argv: string[]): Promise<number> {
       '--gateway-port',
       String(values.gatewayPort),
       '--api-key',
-      `devnet:${apiKey}`
+      `devnet:${apiKey}`,
+      '--key-rate-per-minute',
+      String(values.keyRatePerMinute),
+      '--key-max-concurrent',
+      String(values.keyMaxConcurrent)
     ])
     const suppliers = Array.from({ length: values.suppliers }, (_, i) =>
       start(`supplier-${i + 1}`, [

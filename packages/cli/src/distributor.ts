@@ -13,6 +13,8 @@ export const distributorSchema = {
     valueName: 'GAME:KEY',
     description: 'a plain API key for a game, as GAME_ID:KEY (devnet; production uses --api-keys-file with hashes)'
   },
+  keyRatePerMinute: { type: 'integer', min: 1, default: 60, description: 'requests per minute allowed to each --api-key key' },
+  keyMaxConcurrent: { type: 'integer', min: 1, default: 4, description: 'requests in flight allowed to each --api-key key' },
   apiKeysFile: {
     type: 'string',
     valueName: 'FILE',
@@ -33,12 +35,16 @@ export const distributorHelp = formatHelp(
   distributorSchema
 )
 
-function loadKeys(plain: string[] | undefined, file: string | undefined): ApiKeyStore {
+function loadKeys(
+  plain: string[] | undefined,
+  file: string | undefined,
+  limits: { ratePerMinute: number; maxConcurrent: number }
+): ApiKeyStore {
   const store = ApiKeyStore.fromPlainKeys(
     (plain ?? []).map(entry => {
       const i = entry.indexOf(':')
       if (i <= 0 || i === entry.length - 1) throw new ConfigError(`--api-key must be GAME_ID:KEY, got ${JSON.stringify(entry)}`)
-      return { gameId: entry.slice(0, i), key: entry.slice(i + 1) }
+      return { gameId: entry.slice(0, i), key: entry.slice(i + 1), ...limits }
     })
   )
   if (file !== undefined) {
@@ -62,7 +68,10 @@ export async function runDistributor(argv: string[]): Promise<number> {
     process.stdout.write(distributorHelp)
     return 0
   }
-  const apiKeys = loadKeys(values.apiKey, values.apiKeysFile)
+  const apiKeys = loadKeys(values.apiKey, values.apiKeysFile, {
+    ratePerMinute: values.keyRatePerMinute,
+    maxConcurrent: values.keyMaxConcurrent
+  })
   const { log, node } = await startRoleNode('distributor', values)
   const directory = new SupplierDirectory({}, { node, logger: log })
   const router = new TaskRouter(

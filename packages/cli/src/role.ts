@@ -13,6 +13,7 @@ import {
   type NodeRole
 } from '@gcn/core'
 import { commonOptions } from './common-options.js'
+import { wireCaptureFromEnv } from './wire-capture.js'
 
 /** Options shared by the roles that hold an identity in a data directory. */
 export function roleOptions(role: NodeRole) {
@@ -51,6 +52,7 @@ export async function startRoleNode(
     ...(values.announce === undefined ? {} : { announce: values.announce }),
     bootstrap: values.bootstrap ?? [],
     ...extra,
+    ...wireCaptureFromEnv(),
     logger: log
   })
   return { log, identity, node }

@@ -5,6 +5,7 @@ import { createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
 import { roleOptions, startRoleNode } from './role.js'
+import { startStatusServer } from './status-server.js'
 
 export const supplierSchema = {
   ...roleOptions('supplier'),
@@ -27,6 +28,14 @@ export const supplierSchema = {
   contextSize: { type: 'integer', min: 64, description: 'tokens per sequence (default min(model, 2048))' },
   gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
   price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
+  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status HTTP endpoint' },
+  statusPort: { type: 'integer', min: 0, max: 65535, default: 0, description: 'port of GET /health and GET /status (0 = any free port)' },
+  testStallMs: {
+    type: 'integer',
+    min: 0,
+    default: 0,
+    description: 'TEST ONLY fault injection: wait this long before each generation'
+  },
   rewardAddress: {
     type: 'string',
     default: '0x0000000000000000000000000000000000000000',
@@ -72,15 +81,26 @@ export async function runSupplier(argv: string[]): Promise<number> {
   )
   await runtime.start()
   const supplier = new Supplier(
-    { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress },
+    { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress, testStallBeforeGenerateMs: values.testStallMs },
     { node, privateKey: identity.privateKey, engine: runtime, logger: log }
   )
   await node.start()
   await supplier.start()
+  const status = await startStatusServer(values.statusHost, values.statusPort, {
+    healthy: () => runtime.state === 'started' && node.libp2p.status === 'started',
+    status: () => ({
+      peerId: node.peerId.toString(),
+      model: runtime.info,
+      stats: runtime.stats(),
+      completedTasks: supplier.completedTasks,
+      connections: node.libp2p.getConnections().length
+    })
+  })
   process.stdout.write(
-    `gcn supplier ready\npeer id: ${node.peerId.toString()}\nmodel: ${runtime.info.name} ${runtime.info.id}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+    `gcn supplier ready\npeer id: ${node.peerId.toString()}\nmodel: ${runtime.info.name} ${runtime.info.id}\nstatus: ${status.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
   )
   return untilSignal(log, async () => {
+    await status.close()
     await supplier.stop()
     await runtime.stop()
     await node.stop()

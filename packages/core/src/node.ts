@@ -50,6 +50,13 @@ export interface GcnNodeInit {
   /** Gossipsub topics this node subscribes to at start (bootstrap relays the capacity topic by default). */
   topics?: string[]
   logger?: Logger
+  /**
+   * Debugging and tests only: receives every byte this node reads from its
+   * connections after Noise decryption (what the node itself can see). The
+   * confidentiality test uses it to show that peers other than the chosen
+   * supplier never receive a prompt in plaintext.
+   */
+  wireCapture?: (bytes: Uint8Array, remotePeer: string) => void
 }
 
 export const NODE_DEFAULTS = Object.freeze({
@@ -93,6 +100,30 @@ export function validateBootstrapAddrs(addrs: readonly string[]): void {
   }
 }
 
+type EncrypterFactory = ReturnType<typeof noise>
+
+/** Wraps an encrypter so everything read after decryption is also handed to `capture`. */
+function capturingEncrypter(inner: EncrypterFactory, capture: NonNullable<GcnNodeInit['wireCapture']>): EncrypterFactory {
+  return components => {
+    const encrypter = inner(components)
+    const tap = async <T extends Awaited<ReturnType<typeof encrypter.secureInbound>>>(secured: Promise<T>): Promise<T> => {
+      const result = await secured
+      const peer = result.remotePeer.toString()
+      result.connection.addEventListener('message', evt => {
+        const data = evt.data
+        capture(data instanceof Uint8Array ? data : data.subarray(), peer)
+      })
+      return result
+    }
+    return {
+      ...encrypter,
+      protocol: encrypter.protocol,
+      secureInbound: (connection, options) => tap(encrypter.secureInbound(connection, options)),
+      secureOutbound: (connection, options) => tap(encrypter.secureOutbound(connection, options))
+    }
+  }
+}
+
 export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
   const profile = init.profile ?? NODE_DEFAULTS.profile
   if (!NETWORK_PROFILES.includes(profile)) throw new ConfigError(`unknown network profile ${JSON.stringify(profile)}`)
@@ -107,7 +138,7 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
     privateKey: init.privateKey,
     addresses: { listen, ...(init.announce === undefined ? {} : { announce: init.announce }) },
     transports: [tcp(), webSockets()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [init.wireCapture === undefined ? noise() : capturingEncrypter(noise(), init.wireCapture)],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
     ...(local === undefined ? {} : { connectionManager: local.connectionManager, connectionMonitor: local.connectionMonitor }),

@@ -62,6 +62,12 @@ export class InvalidGenerationParamsError extends GcnError {
   override name = 'InvalidGenerationParamsError'
 }
 
+/** The input cannot be served: an empty prompt, or messages the model's chat template rejects. */
+export class InvalidInputError extends GcnError {
+  static override readonly code = 'ERR_INVALID_INPUT'
+  override name = 'InvalidInputError'
+}
+
 /** `jsonSchema` is not JSON, too large, or a schema the grammar builder does not support. */
 export class InvalidJsonSchemaError extends GcnError {
   static override readonly code = 'ERR_INVALID_JSON_SCHEMA'

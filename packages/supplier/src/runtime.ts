@@ -49,6 +49,7 @@ import {
 import {
   GenerationError,
   InvalidGenerationParamsError,
+  InvalidInputError,
   InvalidJsonSchemaError,
   ModelLoadError,
   PromptTooLongError,
@@ -503,6 +504,7 @@ class DefaultModelRuntime implements ModelRuntime {
 
   private async load(): Promise<void> {
     this.current = 'starting'
+    this.nativeLog.length = 0
     const startedAt = performance.now()
     const { modelPath } = this.init
     let llama: Llama | undefined
@@ -618,7 +620,17 @@ class DefaultModelRuntime implements ModelRuntime {
   private chatStops(model: LlamaModel, wrapper: ChatWrapper): { stopTokens: Set<number>; chatStopStrings: string[] } {
     const stopTokens = new Set<number>()
     const chatStopStrings: string[] = []
-    const triggers = wrapper.generateContextState({ chatHistory: [{ type: 'model', response: [] }] }).stopGenerationTriggers
+    let triggers: LlamaText[] = []
+    try {
+      const sample: ChatHistoryItem[] = [
+        { type: 'user', text: 'hi' },
+        { type: 'model', response: [] }
+      ]
+      triggers = wrapper.generateContextState({ chatHistory: sample }).stopGenerationTriggers
+    } catch (err) {
+      // EOG tokens still end a turn; only the wrapper's extra triggers are lost.
+      this.log.warn('chat wrapper gave no stop triggers', { chatWrapper: wrapper.wrapperName, err })
+    }
     for (const trigger of triggers) this.addTrigger(model, trigger, stopTokens, chatStopStrings)
     return { stopTokens, chatStopStrings }
   }
@@ -653,8 +665,16 @@ class DefaultModelRuntime implements ModelRuntime {
       const body = model.tokenize(input.prompt, false)
       return { tokens: bos == null ? body : [bos, ...body], stopStrings: [] }
     }
-    const state = loaded.chatWrapper.generateContextState({ chatHistory: toChatHistory(input.messages) })
-    return { tokens: state.contextText.tokenize(model.tokenizer), stopStrings: loaded.chatStopStrings }
+    let contextText: LlamaText
+    try {
+      contextText = loaded.chatWrapper.generateContextState({ chatHistory: toChatHistory(input.messages) }).contextText
+    } catch (err) {
+      // Jinja templates may raise on conversations they do not accept (e.g. roles out of order).
+      throw new InvalidInputError(`the model's chat template rejected the messages: ${(err as Error)?.message ?? String(err)}`, {
+        cause: err
+      })
+    }
+    return { tokens: contextText.tokenize(model.tokenizer), stopStrings: loaded.chatStopStrings }
   }
 
   private async prepare(loaded: Loaded, input: InferenceInput, params: GenerationParams): Promise<PreparedTask> {
@@ -683,7 +703,7 @@ class DefaultModelRuntime implements ModelRuntime {
     if (this.maxPromptTokens !== undefined && promptTokens > this.maxPromptTokens) {
       throw new PromptTooLongError(promptTokens, this.maxPromptTokens)
     }
-    if (promptTokens === 0) throw new InvalidGenerationParamsError('the prompt is empty')
+    if (promptTokens === 0) throw new InvalidInputError('the prompt is empty')
     if (promptTokens > contextLimit) {
       throw new PromptTooLongError(promptTokens, Math.max(0, contextLimit), {
         hint: `the context holds ${loaded.info.contextSize} tokens, prompt and maxTokens (${maxTokens}) together`
@@ -920,7 +940,7 @@ function checkSchema(schema: unknown, at: string, depth: number): void {
   if (node.enum !== undefined && (!Array.isArray(node.enum) || node.enum.length === 0)) fail('enum must be a non-empty array')
   if (node.oneOf !== undefined) {
     if (!Array.isArray(node.oneOf) || node.oneOf.length === 0) fail('oneOf must be a non-empty array')
-    ;(node.oneOf as unknown[]).forEach((item, i) => checkSchema(item, `${at}.oneOf[${i}]`, depth + 1))
+    for (const [i, item] of (node.oneOf as unknown[]).entries()) checkSchema(item, `${at}.oneOf[${i}]`, depth + 1)
   }
   for (const key of ['properties', '$defs'] as const) {
     const map = node[key]

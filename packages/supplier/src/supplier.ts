@@ -43,6 +43,11 @@ export interface SupplierInit {
   openTimeoutMs?: number
   /** Task streams served at once (beyond the engine's slots they queue in the engine). */
   maxTaskStreams?: number
+  /**
+   * Fault injection for tests only: wait this long (abortable) before starting
+   * each generation, so a test can kill a supplier before its first token.
+   */
+  testStallBeforeGenerateMs?: number
 }
 
 export const SUPPLIER_DEFAULTS = Object.freeze({
@@ -50,6 +55,7 @@ export const SUPPLIER_DEFAULTS = Object.freeze({
   advertDebounceMs: 100,
   openTimeoutMs: 5_000,
   maxTaskStreams: 64,
+  testStallBeforeGenerateMs: 0,
   /** Re-provide model ids in the DHT this often. */
   provideIntervalMs: 60_000
 })
@@ -252,6 +258,7 @@ export class Supplier {
         await framed.close()
         return
       }
+      if (this.init.testStallBeforeGenerateMs > 0) await sleep(this.init.testStallBeforeGenerateMs, AbortSignal.any(signals))
       const input = toInput(request)
       const params = toParams(request)
       for await (const chunk of this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })) {
@@ -285,6 +292,20 @@ export class Supplier {
       stream.removeEventListener('remoteCloseWrite', onClose)
     }
   }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        reject(signal.reason)
+      },
+      { once: true }
+    )
+  })
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

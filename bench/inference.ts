@@ -1,0 +1,210 @@
+/**
+ * Inference-path benchmarks (`npm run bench`), results appended to BENCHMARKS.md:
+ *  1. Added latency: the whole path (SDK → gateway → distributor → supplier →
+ *     back) against node-llama-cpp in-process on the same `small` model, prompt
+ *     and token count, interleaved run by run so both see the same machine.
+ *  2. Distributor capacity: requests/second through the gateway with many
+ *     concurrent streaming clients on the `tiny` model, and CPU per process.
+ */
+import '@gcn/core/polyfill'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createLogger, type InferenceInput } from '@gcn/core'
+import { GcnClient } from '@gcn/sdk'
+import { createModelRuntime, writeGguf } from '@gcn/supplier'
+import { children, cpuSeconds, fmt, machine, percentile, ROOT, startDevnet } from './lib.js'
+
+const DATA = join(ROOT, '.gcn', 'bench')
+const RUNS = Number(process.env.BENCH_RUNS ?? 20)
+const WARMUP = 3
+const MAX_TOKENS = 64
+const CAPACITY_SECONDS = Number(process.env.BENCH_CAPACITY_SECONDS ?? 15)
+const log = createLogger({ level: 'warn' })
+
+interface Sample {
+  ttftMs: number
+  totalMs: number
+  tokens: number
+}
+
+const messages = [{ role: 'user' as const, content: 'The dragon attacks the village at night. What does the innkeeper say?' }]
+
+async function model(preset: 'tiny' | 'small'): Promise<string> {
+  const path = join(DATA, 'models', `gcn-${preset}-s1.gguf`)
+  if (!existsSync(path)) await writeGguf(path, { preset, seed: 1 })
+  return path
+}
+
+function summarise(name: string, samples: Sample[]) {
+  const ttft = samples.map(s => s.ttftMs)
+  const total = samples.map(s => s.totalMs)
+  const tokens = samples.reduce((a, s) => a + s.tokens, 0)
+  const time = samples.reduce((a, s) => a + s.totalMs, 0)
+  return {
+    name,
+    ttftP50: percentile(ttft, 50),
+    ttftP99: percentile(ttft, 99),
+    totalP50: percentile(total, 50),
+    totalP99: percentile(total, 99),
+    tokensPerSecond: (tokens * 1000) / time,
+    tokensPerRun: tokens / samples.length
+  }
+}
+
+async function latencyVsDirect(): Promise<string> {
+  const modelPath = await model('small')
+  const runtime = createModelRuntime({ modelPath, slots: 1, threads: 1 }, { logger: log })
+  await runtime.start()
+  const devnet = await startDevnet([
+    '--model',
+    modelPath,
+    '--suppliers',
+    '1',
+    '--slots',
+    '1',
+    '--threads',
+    '1',
+    '--gateway-port',
+    '0',
+    '--data-dir',
+    join(DATA, 'devnet-small'),
+    '--api-key',
+    'bench-key'
+  ])
+  const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
+  const input: InferenceInput = { kind: 'chat', messages }
+  const direct: Sample[] = []
+  const network: Sample[] = []
+  try {
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      // direct, in-process
+      let t0 = performance.now()
+      let first = Number.NaN
+      let tokens = 0
+      for await (const chunk of runtime.generate(input, { maxTokens: MAX_TOKENS, temperature: 0 })) {
+        if (chunk.type === 'token') {
+          if (Number.isNaN(first) && chunk.text !== '') first = performance.now()
+        } else tokens = chunk.usage.completionTokens
+      }
+      if (i >= WARMUP) direct.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens })
+      // the whole network path
+      t0 = performance.now()
+      first = Number.NaN
+      const stream = client.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
+      for await (const delta of stream) {
+        if (Number.isNaN(first) && delta.text !== '') first = performance.now()
+      }
+      const result = await stream.done
+      if (i >= WARMUP) network.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens: result.usage?.completionTokens ?? 0 })
+    }
+  } finally {
+    await devnet.stop()
+    await runtime.stop()
+  }
+  const d = summarise('node-llama-cpp in-process', direct)
+  const n = summarise('SDK → gateway → distributor → supplier', network)
+  const rows = [d, n]
+    .map(
+      r =>
+        `| ${r.name} | ${fmt(r.ttftP50, 2)} | ${fmt(r.ttftP99, 2)} | ${fmt(r.totalP50)} | ${fmt(r.totalP99)} | ${fmt(r.tokensPerRun)} | ${fmt(r.tokensPerSecond)} |`
+    )
+    .join('\n')
+  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, 1 thread, 1 slot)
+
+| path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | tokens/run | tokens/s |
+| --- | --- | --- | --- | --- | --- | --- |
+${rows}
+
+- Throughput ratio (network / direct): **${fmt((n.tokensPerSecond / d.tokensPerSecond) * 100)}%** (goal ≥ 95%).
+- Added time to first token, p50: **${fmt(n.ttftP50 - d.ttftP50, 2)} ms** (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms.
+- Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
+`
+}
+
+async function capacity(concurrency: number): Promise<string> {
+  const modelPath = await model('tiny')
+  const devnet = await startDevnet([
+    '--model',
+    modelPath,
+    '--suppliers',
+    '2',
+    '--slots',
+    '4',
+    '--threads',
+    '1',
+    '--gateway-port',
+    '0',
+    '--data-dir',
+    join(DATA, 'devnet-tiny'),
+    '--api-key',
+    'bench-key',
+    '--key-rate-per-minute',
+    '1000000',
+    '--key-max-concurrent',
+    String(concurrency)
+  ])
+  const procs = children(devnet.proc.pid!)
+  const label = (cmd: string): string => / gcn\.js (\S+)/.exec(cmd)?.[1] ?? cmd
+  const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0, timeoutMs: 30_000 })
+  const latencies: number[] = []
+  const errors = new Map<string, number>()
+  let tokens = 0
+  const cpuBefore = new Map(procs.map(p => [p.pid, cpuSeconds(p.pid)]))
+  const selfBefore = process.cpuUsage()
+  const start = performance.now()
+  const deadline = start + CAPACITY_SECONDS * 1000
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline) {
+          const t0 = performance.now()
+          try {
+            const result = await client.chat({ model: devnet.model, messages, max_tokens: 16, temperature: 0 }).done
+            tokens += result.usage?.completionTokens ?? 0
+            latencies.push(performance.now() - t0)
+          } catch (err) {
+            const name = (err as Error).name
+            errors.set(name, (errors.get(name) ?? 0) + 1)
+          }
+        }
+      })
+    )
+  } finally {
+    const elapsed = (performance.now() - start) / 1000
+    const self = process.cpuUsage(selfBefore)
+    const cpu = procs.map(p => `${label(p.cmd)} ${fmt((cpuSeconds(p.pid) - cpuBefore.get(p.pid)!) / elapsed, 2)}`)
+    cpu.push(`bench client (SDK) ${fmt((self.user + self.system) / 1e6 / elapsed, 2)}`)
+    await devnet.stop()
+    const errorText = errors.size === 0 ? 'none' : [...errors].map(([k, v]) => `${k} ×${v}`).join(', ')
+    return `| ${concurrency} | ${latencies.length} | ${fmt(latencies.length / elapsed)} | ${fmt(tokens / elapsed)} | ${fmt(percentile(latencies, 50))} | ${fmt(percentile(latencies, 99))} | ${errorText} | ${cpu.join('; ')} |`
+  }
+}
+
+async function main(): Promise<void> {
+  mkdirSync(DATA, { recursive: true })
+  const date = new Date().toISOString().slice(0, 10)
+  const latency = await latencyVsDirect()
+  const rows: string[] = []
+  for (const c of [4, 16, 64]) rows.push(await capacity(c))
+  const section = `## Inference path — ${date}
+
+Machine: ${machine()}. Loopback only; every role is its own process (\`gcn devnet\`).
+
+${latency}
+### Distributor capacity (tiny model, 2 suppliers × 4 slots, 16 tokens per request, ${CAPACITY_SECONDS} s per level)
+
+| concurrent clients | requests | requests/s | tokens/s | latency p50 ms | latency p99 ms | errors | CPU cores used per process |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${rows.join('\n')}
+
+Where the time goes: the CPU column shows each process's share of the 2 cores during the run;
+suppliers spend theirs in llama.cpp, the distributor in routing, sealing and HTTP/SSE.
+`
+  process.stdout.write(`${section}\n`)
+  const file = join(ROOT, 'BENCHMARKS.md')
+  const header = '# Benchmarks\n\n`npm run bench` runs every benchmark and appends a dated section here.\n\n'
+  const existing = existsSync(file) ? readFileSync(file, 'utf8') : header
+  writeFileSync(file, `${existing.trimEnd()}\n\n${section}`)
+}
+
+await main()

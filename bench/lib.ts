@@ -1,0 +1,92 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const GCN_BIN = join(ROOT, 'packages', 'cli', 'bin', 'gcn.js')
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank]!
+}
+
+export const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
+
+export function machine(): string {
+  const cpu = cpus()
+  return `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`
+}
+
+/** A `gcn devnet` child whose stdout is parsed for the gateway URL. */
+export async function startDevnet(
+  args: string[]
+): Promise<{ proc: ChildProcess; gateway: string; apiKey: string; model: string; stop(): Promise<void> }> {
+  const proc = spawn(process.execPath, [GCN_BIN, 'devnet', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  let stderr = ''
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-10_000)
+  })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`devnet not ready in 120 s\n${stderr}`)), 120_000)
+    createInterface({ input: proc.stdout! }).on('line', line => {
+      lines.push(line)
+      if (line === 'gcn devnet ready') {
+        // the following lines arrive in the same write; wait for the model line
+      }
+      if (line.startsWith('model: ')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    proc.once('exit', code => reject(new Error(`devnet exited ${code}\n${stderr}`)))
+  })
+  const get = (prefix: string): string =>
+    lines
+      .find(l => l.startsWith(prefix))!
+      .slice(prefix.length)
+      .trim()
+  return {
+    proc,
+    gateway: get('gateway:'),
+    apiKey: get('api key:'),
+    model: get('model:').split(' ')[0]!,
+    stop: () =>
+      new Promise<void>(resolve => {
+        if (proc.exitCode !== null) return resolve()
+        proc.once('exit', () => resolve())
+        proc.kill('SIGTERM')
+      })
+  }
+}
+
+/** CPU seconds (user + system) used so far by a process. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Direct children of `pid` with their command lines. */
+export function children(pid: number): Array<{ pid: number; cmd: string }> {
+  const out: Array<{ pid: number; cmd: string }> = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.split(') ')[1]!.split(' ')[1])
+      if (ppid === pid) out.push({ pid: Number(entry), cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ') })
+    } catch {
+      // process ended while scanning
+    }
+  }
+  return out
+}
