@@ -169,15 +169,17 @@ async function capacity(concurrency: number): Promise<string> {
         }
       })
     )
-  } finally {
-    const elapsed = (performance.now() - start) / 1000
-    const self = process.cpuUsage(selfBefore)
-    const cpu = procs.map(p => `${label(p.cmd)} ${fmt((cpuSeconds(p.pid) - cpuBefore.get(p.pid)!) / elapsed, 2)}`)
-    cpu.push(`bench client (SDK) ${fmt((self.user + self.system) / 1e6 / elapsed, 2)}`)
+  } catch (err) {
     await devnet.stop()
-    const errorText = errors.size === 0 ? 'none' : [...errors].map(([k, v]) => `${k} ×${v}`).join(', ')
-    return `| ${concurrency} | ${latencies.length} | ${fmt(latencies.length / elapsed)} | ${fmt(tokens / elapsed)} | ${fmt(percentile(latencies, 50))} | ${fmt(percentile(latencies, 99))} | ${errorText} | ${cpu.join('; ')} |`
+    throw err
   }
+  const elapsed = (performance.now() - start) / 1000
+  const self = process.cpuUsage(selfBefore)
+  const cpu = procs.map(p => `${label(p.cmd)} ${fmt((cpuSeconds(p.pid) - cpuBefore.get(p.pid)!) / elapsed, 2)}`)
+  cpu.push(`bench client (SDK) ${fmt((self.user + self.system) / 1e6 / elapsed, 2)}`)
+  await devnet.stop()
+  const errorText = errors.size === 0 ? 'none' : [...errors].map(([k, v]) => `${k} ×${v}`).join(', ')
+  return `| ${concurrency} | ${latencies.length} | ${fmt(latencies.length / elapsed)} | ${fmt(tokens / elapsed)} | ${fmt(percentile(latencies, 50))} | ${fmt(percentile(latencies, 99))} | ${errorText} | ${cpu.join('; ')} |`
 }
 
 async function main(): Promise<void> {
