@@ -144,7 +144,7 @@ async function capacity(concurrency: number): Promise<string> {
     String(concurrency)
   ])
   const procs = children(devnet.proc.pid!)
-  const label = (cmd: string): string => / gcn\.js (\S+)/.exec(cmd)?.[1] ?? cmd
+  const label = (cmd: string): string => /(supplier-\d+)/.exec(cmd)?.[1] ?? /gcn\.js (\S+)/.exec(cmd)?.[1] ?? cmd
   const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0, timeoutMs: 30_000 })
   const latencies: number[] = []
   const errors = new Map<string, number>()
@@ -163,7 +163,8 @@ async function capacity(concurrency: number): Promise<string> {
             tokens += result.usage?.completionTokens ?? 0
             latencies.push(performance.now() - t0)
           } catch (err) {
-            const name = (err as Error).name
+            const e = err as Error & { status?: number; apiCode?: string }
+            const name = `${e.name}${e.status === undefined ? '' : ` ${e.status}`}${e.apiCode === undefined ? '' : ` ${e.apiCode}`}`
             errors.set(name, (errors.get(name) ?? 0) + 1)
           }
         }

@@ -189,6 +189,9 @@ describe('TaskRouter.select', () => {
     f.directory.recordResult(flaky.peerId.toString(), { ok: false })
     f.directory.recordResult(flaky.peerId.toString(), { ok: false })
     expect(f.nameOf(f.router(scripted(0, 0)).select(MODEL, undefined, NONE))).to.equal('steady')
+    // One success: 1 + 3/5 → 96 < 100.
+    f.directory.recordResult(flaky.peerId.toString(), { ok: true })
+    expect(f.nameOf(f.router(scripted(0, 0)).select(MODEL, undefined, NONE))).to.equal('flaky')
   })
 
   describe('session affinity', () => {
