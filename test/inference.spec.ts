@@ -496,6 +496,7 @@ describe('inference path (real processes)', function () {
         suppliers: 1,
         model,
         dir: join(root, 'net-conf'),
+        logLevel: 'debug',
         env: {
           bootstrap: { GCN_TEST_WIRE_CAPTURE: cap('bootstrap') },
           distributor: { GCN_TEST_WIRE_CAPTURE: cap('distributor') },
@@ -542,6 +543,7 @@ describe('inference path (real processes)', function () {
         })
         requests.push({ marker, servedBy })
         console.log('DEBUG', i, servedBy, performance.now().toFixed(0))
+        if (i === 0) console.log('DEBUGLOG', net.distributor.proc.stderr, 'SUP2', net.suppliers[1]!.proc.stderr.slice(-8000))
       }
 
       const files = {

@@ -15,6 +15,7 @@ import {
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PublicKey } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { InvalidAdvertError } from './errors.js'
 
 export interface DirectoryInit {
   /** Adverts older than this (or this far in the future) are stale and rejected. */
@@ -84,10 +85,9 @@ export class SupplierDirectory {
     pubsub.topicValidators.set(CAPACITY_TOPIC, async (from, message) => {
       try {
         const advert = await this.verify(message.data)
-        if (message.type === 'signed' && !message.from.equals(from) && message.from.toString() !== advert.peerId) {
-          // Relayed adverts are fine; a gossip author other than the advertised peer is not.
-          return TopicValidatorResult.Reject
-        }
+        // Relaying is fine, but only the advertised peer may author its advert,
+        // so nobody can re-inject someone else's (signed) advert under their name.
+        if (message.type !== 'signed' || message.from.toString() !== advert.peerId) return TopicValidatorResult.Reject
         return TopicValidatorResult.Accept
       } catch (err) {
         this.log.debug('advert rejected', { from: from.toString(), err })
@@ -116,12 +116,16 @@ export class SupplierDirectory {
     const envelope = AdvertEnvelopeCodec.decode(data)
     const opened = await openEnvelope(envelope, CAPACITY_TOPIC)
     const advert = CapacityAdvertCodec.decode(opened.payload)
-    if (advert.peerId !== opened.signer.toString()) throw new Error('advert signed by another peer than it names')
+    if (advert.peerId !== opened.signer.toString()) throw new InvalidAdvertError('advert signed by another peer than it names')
     const age = Date.now() - advert.timestampMs
-    if (age > this.init.maxAdvertAgeMs || age < -this.init.maxAdvertAgeMs) throw new Error(`stale advert (age ${age} ms)`)
-    const last = this.lastSeq.get(advert.peerId)
-    if (last !== undefined && advert.seq < last) throw new Error('replayed advert')
+    if (age > this.init.maxAdvertAgeMs || age < -this.init.maxAdvertAgeMs) throw new InvalidAdvertError(`stale advert (age ${age} ms)`)
+    this.assertNotReplayed(advert.peerId, advert.seq)
     return { ...advert, publicKey: opened.publicKey, signer: opened.signer }
+  }
+
+  private assertNotReplayed(peerId: string, seq: number): void {
+    const last = this.lastSeq.get(peerId)
+    if (last !== undefined && seq < last) throw new InvalidAdvertError('replayed advert (sequence number went back)')
   }
 
   /** Verifies and records an advert envelope (gossip or direct query). */
@@ -129,6 +133,8 @@ export class SupplierDirectory {
     const bytes = data instanceof Uint8Array ? data : AdvertEnvelopeCodec.encode(data)
     const advert = await this.verify(bytes)
     const key = advert.peerId
+    // Checked again after the await: a newer advert may have been ingested meanwhile.
+    this.assertNotReplayed(key, advert.seq)
     const last = this.lastSeq.get(key)
     const existing = this.entries.get(key)
     if (last !== undefined && advert.seq === last && existing !== undefined) {

@@ -42,3 +42,9 @@ export class TaskFailedError extends GcnError {
     this.retryable = options.retryable
   }
 }
+
+/** A capacity advert was unsigned, forged, stale, replayed or malformed. */
+export class InvalidAdvertError extends GcnError {
+  static override readonly code = 'ERR_INVALID_ADVERT'
+  override name = 'InvalidAdvertError'
+}

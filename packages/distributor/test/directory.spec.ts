@@ -347,15 +347,15 @@ describe('SupplierDirectory', function () {
 
   describe('expiry', () => {
     it('drops an entry not refreshed for expireAfterMs', async () => {
-      const dir = unitDirectory({ expireAfterMs: 150 })
+      const dir = unitDirectory({ expireAfterMs: 300 })
       await dir.ingest(await advertBytes(alice, { overrides: { seq: 1 } }))
       await dir.ingest(await advertBytes(bob, { overrides: { seq: 1 } }))
-      await sleep(90)
+      await sleep(160)
       // Alice refreshes, Bob goes quiet.
       await dir.ingest(await advertBytes(alice, { overrides: { seq: 2 } }))
-      await sleep(90)
+      await sleep(160)
       expect(dir.suppliers().map(e => e.peerId.toString())).to.deep.equal([peerIdFromPrivateKey(alice).toString()])
-      await sleep(120)
+      await sleep(200)
       expect(dir.suppliers()).to.have.length(0)
       expect(dir.models()).to.deep.equal([])
       expect(dir.get(peerIdFromPrivateKey(alice).toString())).to.equal(undefined)
@@ -453,6 +453,8 @@ describe('SupplierDirectory', function () {
       expect(await check(bobId, aliceId, valid)).to.equal(TopicValidatorResult.Accept)
       // Relayed by Bob, authored by Mallory (not the advertised peer): rejected.
       expect(await check(bobId, malloryId, valid)).to.equal(TopicValidatorResult.Reject)
+      // Sent directly by Mallory, who re-publishes Alice's advert as its author: rejected too.
+      expect(await check(malloryId, malloryId, valid)).to.equal(TopicValidatorResult.Reject)
 
       for (const bad of [
         new Uint8Array([1, 2, 3]),

@@ -276,7 +276,7 @@ describe('TaskRouter.select', () => {
   })
 
   it('skips expired suppliers', async () => {
-    const directory = new SupplierDirectory({ expireAfterMs: 30 }, { node: NO_NODE, logger: silentLogger })
+    const directory = new SupplierDirectory({ expireAfterMs: 200 }, { node: NO_NODE, logger: silentLogger })
     const key = await generateKeyPair('Ed25519')
     const advert: CapacityAdvert = {
       peerId: peerIdFromPrivateKey(key).toString(),
@@ -294,7 +294,7 @@ describe('TaskRouter.select', () => {
     await directory.ingest(await signEnvelope(key, CAPACITY_TOPIC, CapacityAdvertCodec.encode(advert)))
     const router = new TaskRouter({}, { node: NO_NODE, directory, logger: silentLogger, random: scripted() })
     expect(router.select(MODEL, undefined, NONE)).to.not.equal(undefined)
-    await new Promise(resolve => setTimeout(resolve, 60))
+    await new Promise(resolve => setTimeout(resolve, 300))
     expect(router.select(MODEL, undefined, NONE)).to.equal(undefined)
   })
 })
