@@ -118,6 +118,10 @@ function ed25519PublicBytes(pub: PublicKey | Uint8Array): Uint8Array {
  */
 export function x25519PublicKeyFromEd25519(pub: PublicKey | Uint8Array): Uint8Array {
   const raw = ed25519PublicBytes(pub)
+  // Decompressing the point costs about as much as a key agreement; a distributor seals to the same few suppliers.
+  const cacheKey = bytesToHexKey(raw)
+  const cached = montgomeryCache.get(cacheKey)
+  if (cached !== undefined) return cached.slice()
   let small: boolean
   let u: Uint8Array
   try {
@@ -127,7 +131,48 @@ export function x25519PublicKeyFromEd25519(pub: PublicKey | Uint8Array): Uint8Ar
     throw new InvalidKeyError('Ed25519 public key is not a valid curve point', { cause: err })
   }
   if (small) throw new InvalidKeyError('Ed25519 public key is a low-order point')
+  if (montgomeryCache.size >= MONTGOMERY_CACHE_SIZE) montgomeryCache.delete(montgomeryCache.keys().next().value!)
+  montgomeryCache.set(cacheKey, u.slice())
   return u
+}
+
+const MONTGOMERY_CACHE_SIZE = 1024
+const montgomeryCache = new Map<string, Uint8Array>()
+const bytesToHexKey = (bytes: Uint8Array): string => Array.from(bytes, b => b.toString(16).padStart(2, '0')).join('')
+
+/**
+ * Ephemeral key pairs generated ahead of time, off the request's critical path
+ * (each costs one scalar multiplication, ~1 ms in JS). Each pair is used once.
+ */
+const EPHEMERAL_POOL_SIZE = 4
+const ephemeralPool: Array<{ secretKey: Uint8Array; publicKey: Uint8Array }> = []
+let refillScheduled = false
+
+function takeEphemeral(): { secretKey: Uint8Array; publicKey: Uint8Array } {
+  const pair = ephemeralPool.pop() ?? x25519.keygen()
+  if (!refillScheduled && typeof setImmediate === 'function') {
+    refillScheduled = true
+    setImmediate(() => {
+      refillScheduled = false
+      while (ephemeralPool.length < EPHEMERAL_POOL_SIZE) ephemeralPool.push(x25519.keygen())
+    }).unref?.()
+  }
+  return pair
+}
+
+/** X25519 secret and public key of our own Ed25519 identity, derived once per key object. */
+const ownKeys = new WeakMap<PrivateKey, { secret: Uint8Array; publicKey: Uint8Array }>()
+
+function x25519KeysOf(recipient: PrivateKey): { secret: Uint8Array; publicKey: Uint8Array } {
+  let keys = ownKeys.get(recipient)
+  if (keys === undefined) {
+    const raw = recipient.raw
+    if (!isBytes(raw) || raw.length < 32) throw new Error(`private key has ${raw?.length} bytes`)
+    const secret = ed25519.utils.toMontgomerySecret(raw.subarray(0, 32))
+    keys = { secret, publicKey: x25519.getPublicKey(secret) }
+    ownKeys.set(recipient, keys)
+  }
+  return keys
 }
 
 function isAllZero(bytes: Uint8Array): boolean {
@@ -150,7 +195,7 @@ export function seal(recipient: PublicKey | Uint8Array, plaintext: Uint8Array, o
   const context = contextOf(options, message => new GcnError(message))
   const recipientX = x25519PublicKeyFromEd25519(recipient)
 
-  const eph = x25519.keygen()
+  const eph = takeEphemeral()
   let shared: Uint8Array
   try {
     shared = x25519.getSharedSecret(eph.secretKey, recipientX)
@@ -196,10 +241,7 @@ export function open(recipient: PrivateKey, sealed: Uint8Array, options?: SealOp
   let secret: Uint8Array
   let recipientX: Uint8Array
   try {
-    const raw = recipient.raw
-    if (!isBytes(raw) || raw.length < 32) throw new Error(`private key has ${raw?.length} bytes`)
-    secret = ed25519.utils.toMontgomerySecret(raw.subarray(0, 32))
-    recipientX = x25519.getPublicKey(secret)
+    ;({ secret, publicKey: recipientX } = x25519KeysOf(recipient))
   } catch (err) {
     throw new InvalidKeyError('malformed Ed25519 private key', { cause: err })
   }
@@ -210,8 +252,6 @@ export function open(recipient: PrivateKey, sealed: Uint8Array, options?: SealOp
   } catch (err) {
     // noble rejects low-order points before running the ladder.
     throw new DecryptionError('sealed box has an invalid ephemeral key', { hint: OPEN_HINT, cause: err })
-  } finally {
-    secret.fill(0)
   }
   if (isAllZero(shared)) throw new DecryptionError('sealed box has a low-order ephemeral key', { hint: OPEN_HINT })
 
