@@ -93,6 +93,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
       model: runtime.info,
       stats: runtime.stats(),
       completedTasks: supplier.completedTasks,
+      openTaskStreams: supplier.openTaskStreams,
       connections: node.libp2p.getConnections().length
     })
   })

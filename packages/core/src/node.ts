@@ -10,6 +10,7 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { ConfigError } from './errors.js'
 import { type Logger, silentLogger } from './logger.js'
 import { CAPACITY_TOPIC, DHT_PROTOCOL } from './protocols.js'
@@ -109,10 +110,16 @@ function capturingEncrypter(inner: EncrypterFactory, capture: NonNullable<GcnNod
     const tap = async <T extends Awaited<ReturnType<typeof encrypter.secureInbound>>>(secured: Promise<T>): Promise<T> => {
       const result = await secured
       const peer = result.remotePeer.toString()
-      result.connection.addEventListener('message', evt => {
-        const data = evt.data
-        capture(data instanceof Uint8Array ? data : data.subarray(), peer)
-      })
+      // Wrap onData rather than adding a 'message' listener: a listener would
+      // take bytes that arrive before the muxer attaches, which buffer otherwise.
+      const connection = result.connection as typeof result.connection & { onData?: (data: Uint8Array | Uint8ArrayList) => void }
+      const onData = connection.onData?.bind(connection)
+      if (onData !== undefined) {
+        connection.onData = data => {
+          capture(data instanceof Uint8Array ? data : data.subarray(), peer)
+          onData(data)
+        }
+      }
       return result
     }
     return {

@@ -135,6 +135,11 @@ export class Supplier {
     for (const stream of this.openStreams) stream.abort(new GcnError('supplier stopping'))
   }
 
+  /** Task streams open right now (including ones stalled or queued before generating). */
+  get openTaskStreams(): number {
+    return this.openStreams.size
+  }
+
   /** The advert as last signed (for tests and the health endpoint). */
   async currentAdvert(): Promise<SignedEnvelope> {
     return this.current ?? (await this.signAdvert())
