@@ -186,7 +186,8 @@ async function capacity(concurrency: number): Promise<string> {
 async function main(): Promise<void> {
   mkdirSync(DATA, { recursive: true })
   const date = new Date().toISOString().slice(0, 10)
-  const latency = await latencyVsDirect()
+  // BENCH_ONLY=capacity skips the latency comparison (for investigating the capacity run alone).
+  const latency = process.env.BENCH_ONLY === 'capacity' ? '' : await latencyVsDirect()
   const rows: string[] = []
   for (const c of [4, 16, 64]) rows.push(await capacity(c))
   const section = `## Inference path — ${date}

@@ -26,11 +26,15 @@ export function machine(): string {
 export async function startDevnet(
   args: string[]
 ): Promise<{ proc: ChildProcess; gateway: string; apiKey: string; model: string; stop(): Promise<void> }> {
-  const proc = spawn(process.execPath, [GCN_BIN, 'devnet', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const logLevel = process.env.BENCH_DEVNET_LOG_LEVEL
+  const proc = spawn(process.execPath, [GCN_BIN, 'devnet', ...args, ...(logLevel === undefined ? [] : ['--log-level', logLevel])], {
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
   const lines: string[] = []
   let stderr = ''
   proc.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-10_000)
+    if (logLevel !== undefined) process.stderr.write(d)
   })
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`devnet not ready in 120 s\n${stderr}`)), 120_000)

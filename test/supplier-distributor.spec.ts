@@ -429,6 +429,25 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(entry.ewmaTtftMs).to.be.a('number')
   })
 
+  it('releases every task stream: more tasks than the per-connection stream limit, consumers stopping at done', async () => {
+    const engine = new FakeEngine({ chunks: ['x'], delayMs: 0, promptTokens: 1 })
+    const { dist, sups } = await network([engine])
+    // libp2p allows 64 outbound streams per protocol per connection; a leak would stall at the 65th.
+    for (let i = 0; i < 150; i++) {
+      for await (const event of dist.router.stream(request())) {
+        if (event.type === 'done') break
+      }
+    }
+    expect(engine.runs).to.have.length(150)
+    await until(() => sups[0]!.supplier.openTaskStreams === 0, 'the supplier to hold no task streams')
+    const taskStreams = () =>
+      dist.node.libp2p
+        .getConnections()
+        .flatMap(c => c.streams)
+        .filter(st => st.protocol === '/gcn/task/1.0.0').length
+    await until(() => taskStreams() === 0, 'the distributor to hold no task streams')
+  })
+
   it('aborting the request signal mid-stream aborts the engine', async () => {
     const engine = new FakeEngine({ chunks: ['one ', 'two ', 'three'], hangAfter: 2 })
     const { dist } = await network([engine])

@@ -107,14 +107,19 @@ export async function* runTask(
       }
     }
     if (!finished) throw new TaskFailedError('supplier closed the stream before finishing', { retryable: true })
-    await framed.close({ signal: AbortSignal.timeout(2_000) }).catch(() => undefined)
   } catch (err) {
     framed.abort(err instanceof Error ? err : new Error('task failed'))
     if (options.signal.aborted) throw new AbortedError('task aborted', { cause: options.signal.reason })
     throw err
   } finally {
     options.signal.removeEventListener('abort', onAbort)
-    // The consumer stopping early (return()) must cancel the supplier too.
-    if (!finished) framed.abort(new AbortedError('task abandoned'))
+    if (!finished) {
+      // The consumer stopping early (return()) must cancel the supplier too.
+      framed.abort(new AbortedError('task abandoned'))
+    } else {
+      // Done, whether or not the consumer read to the end: close our side so the
+      // stream is released (a half-open stream counts against the per-connection limit).
+      void framed.close({ signal: AbortSignal.timeout(2_000) }).catch(() => framed.abort(new AbortedError('task stream close failed')))
+    }
   }
 }
