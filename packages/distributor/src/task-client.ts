@@ -73,7 +73,8 @@ export async function* runTask(
   } as TaskRequest
   const sealedRequest = seal(supplier.publicKey, TaskRequestCodec.encode(wireRequest), { context: taskId })
   const target: Multiaddr[] | typeof supplier.peerId = supplier.addrs.length > 0 ? supplier.addrs : supplier.peerId
-  const stream = await node.libp2p.dialProtocol(target, TASK_PROTOCOL, { signal: options.signal })
+  // Optimistic protocol select: the proposal travels with TaskOpen, saving a round trip.
+  const stream = await node.libp2p.dialProtocol(target, TASK_PROTOCOL, { signal: options.signal, negotiateFully: false })
   const framed = createFramedStream(stream)
   const onAbort = (): void => framed.abort(new AbortedError('task cancelled'))
   options.signal.addEventListener('abort', onAbort, { once: true })

@@ -215,10 +215,20 @@ export class Supplier {
     this.openStreams.add(stream)
     const framed = createFramedStream(stream)
     const peer = connection.remotePeer.toString()
+    const timing = { streamAt: performance.now(), requestAt: 0, firstTokenAt: 0, firstSentAt: 0, tokens: 0 }
     try {
       const request = await this.readRequest(framed)
       if (request === undefined) return
-      await this.serve(framed, stream, request)
+      timing.requestAt = performance.now()
+      await this.serve(framed, stream, request, timing)
+      const ms = (t: number): number => (t === 0 ? -1 : Math.round((t - timing.streamAt) * 100) / 100)
+      this.log.debug('task served', {
+        peer,
+        requestMs: ms(timing.requestAt),
+        firstTokenMs: ms(timing.firstTokenAt),
+        firstSentMs: ms(timing.firstSentAt),
+        tokens: timing.tokens
+      })
     } catch (err) {
       this.log.debug('task stream failed', { peer, err })
       framed.abort(err instanceof Error ? err : new GcnError('task failed'))
@@ -237,7 +247,12 @@ export class Supplier {
     return request
   }
 
-  private async serve(framed: FramedStream, stream: Stream, request: TaskRequest): Promise<void> {
+  private async serve(
+    framed: FramedStream,
+    stream: Stream,
+    request: TaskRequest,
+    timing: { firstTokenAt: number; firstSentAt: number; tokens: number }
+  ): Promise<void> {
     const cipher = new ChunkCipher(request.responseKey, request.taskId)
     let seq = 0
     const send = async (chunk: Omit<TaskChunk, 'seq' | 'proof'>): Promise<void> => {
@@ -268,7 +283,12 @@ export class Supplier {
       const params = toParams(request)
       for await (const chunk of this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })) {
         if (chunk.type === 'token') {
+          if (timing.tokens++ === 0) timing.firstTokenAt = performance.now()
+          // Let the runtime queue the next decode step before we spend CPU on
+          // encoding, sealing and writing this token: the model runs meanwhile.
+          await new Promise<void>(resolve => setImmediate(resolve))
           await send({ text: chunk.text, tokenIds: chunk.tokenIds })
+          if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
         } else {
           await send({
             text: '',
