@@ -201,8 +201,11 @@ ${latency}
 | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-Where the time goes: the CPU column shows each process's share of the 2 cores during the run;
-suppliers spend theirs in llama.cpp, the distributor in routing, sealing and HTTP/SSE.
+The network accepts at most ${2 * (4 + 4)} requests in flight here (2 suppliers × (4 slots + 4 queued per supplier,
+ROUTER_DEFAULTS.maxQueuedPerSupplier)); beyond that the gateway sheds load at once with 503 + Retry-After, which the
+benchmark client (maxRetries 0) counts as errors instead of retrying.
+Where the time goes: the CPU column is each process's share of the 2 cores during the run; suppliers spend
+theirs in llama.cpp, the distributor in routing, sealing and HTTP/SSE, the client in the SDK's SSE parsing.
 `
   process.stdout.write(`${section}\n`)
   const file = join(ROOT, 'BENCHMARKS.md')
