@@ -360,6 +360,53 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     }
   })
 
+  it('is found through the DHT by a distributor that never heard its advert', async () => {
+    // A bootstrap node (DHT server) that both sides know; the distributor's directory is not
+    // started, so it cannot learn the supplier from gossip.
+    const boot = await createGcnNode({
+      role: 'bootstrap',
+      privateKey: await generateKeyPair('Ed25519'),
+      profile: 'local',
+      listen: ['/ip4/127.0.0.1/tcp/0']
+    })
+    await boot.start()
+    const bootAddr = boot.multiaddrs[0]!
+    try {
+      const key = await generateKeyPair('Ed25519')
+      const supNode = await createGcnNode({
+        role: 'supplier',
+        privateKey: key,
+        profile: 'local',
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: [bootAddr]
+      })
+      await supNode.start()
+      const supplier = new Supplier(
+        { pricePer1kTokens: 25n, rewardAddress: REWARD },
+        { node: supNode, privateKey: key, engine: new FakeEngine({ chunks: ['x'] }), logger: silentLogger }
+      )
+      await supplier.start()
+      suppliers.push({ node: supNode, key, engine: new FakeEngine({ chunks: [] }), supplier, addrs: supNode.libp2p.getMultiaddrs() })
+      const distNode = await createGcnNode({
+        role: 'distributor',
+        privateKey: await generateKeyPair('Ed25519'),
+        profile: 'local',
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: [bootAddr]
+      })
+      await distNode.start()
+      const directory = new SupplierDirectory({}, { node: distNode, logger: silentLogger })
+      distributors.push({ node: distNode, directory, router: new TaskRouter({}, { node: distNode, directory, logger: silentLogger }) })
+      await until(() => supplier.provided, 'the supplier to provide its model in the DHT', 15_000)
+      expect(directory.suppliers()).to.have.length(0)
+      const found = await directory.discover(MODEL_ID, { signal: AbortSignal.timeout(10_000) })
+      expect(found.map(e => e.peerId.toString())).to.deep.equal([supNode.peerId.toString()])
+      expect(directory.models().map(m => m.id)).to.deep.equal([MODEL_ID])
+    } finally {
+      await boot.stop()
+    }
+  })
+
   it('is learned by the directory from its gossiped advert and by a direct query', async () => {
     const engine = new FakeEngine({}, { totalSlots: 3, freeSlots: 2, queueDepth: 1, tokensPerSecond: 42.5, ttftMs: 70 })
     const dist = await startDistributor()

@@ -57,7 +57,9 @@ export const SUPPLIER_DEFAULTS = Object.freeze({
   maxTaskStreams: 64,
   testStallBeforeGenerateMs: 0,
   /** Re-provide model ids in the DHT this often. */
-  provideIntervalMs: 60_000
+  provideIntervalMs: 60_000,
+  /** Retry a failed provide (e.g. no DHT peers yet at start) this soon. */
+  provideRetryMs: 2_000
 })
 
 export interface SupplierComponents {
@@ -87,7 +89,7 @@ export class Supplier {
   private readonly init: Required<SupplierInit>
   private readonly log: Logger
   private advertTimer?: ReturnType<typeof setInterval>
-  private provideTimer?: ReturnType<typeof setInterval>
+  private provideTimer?: ReturnType<typeof setTimeout>
   private debounceTimer?: ReturnType<typeof setTimeout>
   private unsubscribe?: () => void
   private seq = 0
@@ -118,7 +120,6 @@ export class Supplier {
     this.started = true
     this.unsubscribe = this.components.engine.onChange(() => this.scheduleAdvert())
     this.advertTimer = setInterval(() => void this.publishAdvert(), this.init.advertIntervalMs)
-    this.provideTimer = setInterval(() => void this.provide(), SUPPLIER_DEFAULTS.provideIntervalMs)
     await this.publishAdvert()
     void this.provide()
   }
@@ -126,7 +127,7 @@ export class Supplier {
   async stop(): Promise<void> {
     this.started = false
     clearInterval(this.advertTimer)
-    clearInterval(this.provideTimer)
+    clearTimeout(this.provideTimer)
     clearTimeout(this.debounceTimer)
     this.unsubscribe?.()
     const { libp2p } = this.components.node
@@ -145,16 +146,26 @@ export class Supplier {
     return this.current ?? (await this.signAdvert())
   }
 
+  /** Provides the model id, then again every provideIntervalMs; a failure (no DHT peers yet) retries soon. */
   private async provide(): Promise<void> {
+    let next: number = SUPPLIER_DEFAULTS.provideIntervalMs
     try {
       await this.components.node.libp2p.contentRouting.provide(modelCid(this.components.engine.info.id), {
         signal: AbortSignal.timeout(30_000)
       })
+      this.provided = true
     } catch (err) {
-      // A node without DHT peers yet cannot provide; the timer retries.
+      next = SUPPLIER_DEFAULTS.provideRetryMs
       this.log.debug('provide failed', { err })
     }
+    if (this.started) {
+      this.provideTimer = setTimeout(() => void this.provide(), next)
+      this.provideTimer.unref?.()
+    }
   }
+
+  /** True once the model id was provided in the DHT at least once. */
+  provided = false
 
   private scheduleAdvert(): void {
     if (!this.started || this.debounceTimer !== undefined) return
