@@ -27,7 +27,7 @@ import {
   WireFinishReason
 } from '@gcn/core'
 // The supplier's counterpart; resolved through the workspace (packages/distributor/dist).
-import { type RouterInit, SupplierDirectory, TaskFailedError, TaskRouter } from '@gcn/distributor'
+import { InvalidRequestError, type RouterInit, SupplierDirectory, TaskFailedError, TaskRouter } from '@gcn/distributor'
 import {
   type EngineStats,
   type GenerationChunk,
@@ -541,7 +541,7 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(dist.directory.get(sups[1]!.node.peerId.toString())!.successes).to.equal(1)
   })
 
-  it('does not fail over on a non-retryable engine error', async () => {
+  it('does not fail over on a request the supplier refuses as invalid: the client gets InvalidRequestError', async () => {
     const bad = new FakeEngine(
       { throwBefore: new InvalidGenerationParamsError('topP out of range') },
       {
@@ -555,9 +555,9 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     const good = new FakeEngine({}, { totalSlots: 1, freeSlots: 1, queueDepth: 0, tokensPerSecond: 100, ttftMs: 500 })
     const { dist } = await network([bad, good])
     const result = await collect(dist.router.stream(request()))
-    expect(result.error).to.be.instanceOf(TaskFailedError)
-    expect((result.error as TaskFailedError).retryable).to.equal(false)
-    expect((result.error as Error).message).to.include('ERR_INVALID_GENERATION_PARAMS')
+    expect(result.error).to.be.instanceOf(InvalidRequestError)
+    expect((result.error as Error).message).to.include('topP out of range')
+    expect(((result.error as Error).cause as TaskFailedError).supplierCode).to.equal('ERR_INVALID_GENERATION_PARAMS')
     expect(good.runs).to.have.length(0)
   })
 

@@ -37,9 +37,12 @@ export class TaskFailedError extends GcnError {
   static override readonly code = 'ERR_TASK_FAILED'
   override name = 'TaskFailedError'
   readonly retryable: boolean
-  constructor(message: string, options: { retryable: boolean; hint?: string; cause?: unknown }) {
+  /** The error code the supplier reported, when the failure came from it. */
+  readonly supplierCode?: string
+  constructor(message: string, options: { retryable: boolean; supplierCode?: string; hint?: string; cause?: unknown }) {
     super(message, options)
     this.retryable = options.retryable
+    if (options.supplierCode !== undefined) this.supplierCode = options.supplierCode
   }
 }
 

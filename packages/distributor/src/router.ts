@@ -1,8 +1,26 @@
 import { AbortedError, GcnError, type GcnNode, type InferenceEvent, type InferenceRequest, type Logger, type ModelInfo } from '@gcn/core'
 import type { InferenceBackend } from './backend.js'
 import type { SupplierDirectory, SupplierEntry } from './directory.js'
-import { NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
+import { InvalidRequestError, NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
 import { runTask } from './task-client.js'
+
+/** Supplier refusals that are the request's fault: the client gets a 400, not a retry elsewhere. */
+function clientErrorFor(err: TaskFailedError): GcnError | undefined {
+  switch (err.supplierCode) {
+    case 'ERR_PROMPT_TOO_LONG':
+      return new PromptTooLongError('prompt and max_tokens do not fit in the model context', { cause: err })
+    case 'ERR_INVALID_JSON_SCHEMA':
+      return new InvalidRequestError('response_format JSON schema is not supported by the model runtime', {
+        param: 'response_format',
+        cause: err
+      })
+    case 'ERR_INVALID_GENERATION_PARAMS':
+    case 'ERR_INVALID_INPUT':
+      return new InvalidRequestError(err.message.replace(/^supplier error \S+: /, ''), { cause: err })
+    default:
+      return undefined
+  }
+}
 
 export interface RouterInit {
   /** Attempts per request across different suppliers. */
@@ -169,8 +187,8 @@ export class TaskRouter implements InferenceBackend {
         lastError = err
         this.components.directory.recordResult(peer, { ok: false })
         if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
-        const code = err instanceof TaskFailedError ? /supplier error (\S+):/.exec(err.message)?.[1] : undefined
-        if (code === 'ERR_PROMPT_TOO_LONG') throw new PromptTooLongError('prompt is too long for the model', { cause: err })
+        const clientError = err instanceof TaskFailedError ? clientErrorFor(err) : undefined
+        if (clientError !== undefined) throw clientError
         if (err instanceof TaskFailedError && !err.retryable) throw err
         if (firstAt !== undefined) {
           // Text already reached the client: restarting would duplicate it.

@@ -94,7 +94,10 @@ export async function* runTask(
       if (chunk.seq !== seq) throw new TaskFailedError(`chunk out of order (${chunk.seq} != ${seq})`, { retryable: true })
       seq++
       if (chunk.error !== undefined) {
-        throw new TaskFailedError(`supplier error ${chunk.error.code}: ${chunk.error.message}`, { retryable: chunk.error.retryable })
+        throw new TaskFailedError(`supplier error ${chunk.error.code}: ${chunk.error.message}`, {
+          retryable: chunk.error.retryable,
+          supplierCode: chunk.error.code
+        })
       }
       if (chunk.text !== '' || chunk.tokenIds.length > 0) yield { type: 'delta', text: chunk.text, tokenIds: chunk.tokenIds }
       if (chunk.finishReason !== undefined && chunk.finishReason !== WireFinishReason.UNSPECIFIED) {
