@@ -27,10 +27,11 @@
  */
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
-import { ed25519, x25519 } from '@noble/curves/ed25519.js'
+import { ed25519 } from '@noble/curves/ed25519.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { DecryptionError, GcnError, InvalidKeyError, InvalidSignatureError } from './errors.js'
+import { x25519 } from './x25519.js'
 
 const SEAL_VERSION = 0x01
 const X25519_KEY_LENGTH = 32
