@@ -186,10 +186,10 @@ async function capacity(concurrency: number): Promise<string> {
 async function main(): Promise<void> {
   mkdirSync(DATA, { recursive: true })
   const date = new Date().toISOString().slice(0, 10)
-  // BENCH_ONLY=capacity skips the latency comparison (for investigating the capacity run alone).
+  // BENCH_ONLY=capacity or =latency runs one part alone (for investigating it).
   const latency = process.env.BENCH_ONLY === 'capacity' ? '' : await latencyVsDirect()
   const rows: string[] = []
-  for (const c of [4, 16, 64]) rows.push(await capacity(c))
+  if (process.env.BENCH_ONLY !== 'latency') for (const c of [4, 16, 64]) rows.push(await capacity(c))
   const section = `## Inference path — ${date}
 
 Machine: ${machine()}. Loopback only; every role is its own process (\`gcn devnet\`).
