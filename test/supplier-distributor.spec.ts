@@ -143,7 +143,18 @@ class FakeEngine implements GenerationEngine {
         if (s.throwAfter?.chunks === i) throw s.throwAfter.error
         if (i > 0 && s.delayMs !== undefined) await wait(s.delayMs, signal)
         run.yielded++
-        yield { type: 'token', text: chunks[i]!, tokenIds: [i + 1] }
+        // Plausible proof data: each token is the most likely one.
+        const logprobs = [
+          {
+            token: i + 1,
+            logprob: -0.5,
+            top: [
+              { token: i + 1, logprob: -0.5 },
+              { token: i + 2, logprob: -1.5 }
+            ]
+          }
+        ]
+        yield { type: 'token', text: chunks[i]!, tokenIds: [i + 1], logprobs }
       }
       if (s.hangAfter === chunks.length) await wait(Number.POSITIVE_INFINITY, signal)
       yield {
@@ -458,11 +469,12 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
       { text: ', ', tokenIds: [3] },
       { text: 'world', tokenIds: [4] }
     ])
-    expect(result.done).to.deep.equal({
+    expect(result.done).to.deep.include({
       type: 'done',
       finishReason: 'stop',
       usage: { promptTokens: 7, completionTokens: 4 },
-      modelId: MODEL_ID
+      modelId: MODEL_ID,
+      verdict: 'unchecked'
     })
     expect(engine.runs).to.have.length(1)
     const run = engine.runs[0]!

@@ -55,7 +55,14 @@ export interface InferenceDone {
   usage: Usage
   /** sha256 id of the model that served the request. */
   modelId: string
+  /**
+   * Proof-of-inference outcome: 'unchecked' when only the always-on checks ran
+   * (a task failing those never completes), 'verified' or 'failed' after re-scoring.
+   */
+  verdict?: ProofVerdictName
 }
+
+export type ProofVerdictName = 'unchecked' | 'verified' | 'failed'
 
 export type InferenceEvent = InferenceDelta | InferenceDone
 

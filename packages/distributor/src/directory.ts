@@ -24,12 +24,15 @@ export interface DirectoryInit {
   expireAfterMs?: number
   /** Weight of the newest sample in the EWMAs of measured latency and speed. */
   ewmaAlpha?: number
+  /** Failed proof-of-inference checks after which a supplier is banned from routing. */
+  banAfterProofFailures?: number
 }
 
 export const DIRECTORY_DEFAULTS = Object.freeze({
   maxAdvertAgeMs: 30_000,
   expireAfterMs: 15_000,
-  ewmaAlpha: 0.3
+  ewmaAlpha: 0.3,
+  banAfterProofFailures: 3
 })
 
 export interface DirectoryComponents {
@@ -51,6 +54,9 @@ export interface SupplierEntry {
   ewmaTokensPerSecond?: number
   successes: number
   failures: number
+  /** Proof-of-inference outcomes measured by us. */
+  verified: number
+  proofFailures: number
 }
 
 /**
@@ -66,6 +72,8 @@ export class SupplierDirectory {
   /** Highest advert seq seen per peer, kept after expiry so old adverts cannot be replayed. */
   private readonly lastSeq = new Map<string, number>()
   private readonly listeners = new Set<() => void>()
+  /** Suppliers banned for failed proofs: never routed to, their adverts ignored. */
+  private readonly banned = new Set<string>()
   private onMessage = (evt: CustomEvent<{ topic: string; data: Uint8Array }>): void => {
     if (evt.detail.topic !== CAPACITY_TOPIC) return
     // Already validated and accepted by the topic validator.
@@ -117,6 +125,7 @@ export class SupplierDirectory {
     const opened = await openEnvelope(envelope, CAPACITY_TOPIC)
     const advert = CapacityAdvertCodec.decode(opened.payload)
     if (advert.peerId !== opened.signer.toString()) throw new InvalidAdvertError('advert signed by another peer than it names')
+    if (this.banned.has(advert.peerId)) throw new InvalidAdvertError('advert from a supplier banned for failed proofs')
     const age = Date.now() - advert.timestampMs
     if (age > this.init.maxAdvertAgeMs || age < -this.init.maxAdvertAgeMs) throw new InvalidAdvertError(`stale advert (age ${age} ms)`)
     this.assertNotReplayed(advert.peerId, advert.seq)
@@ -151,7 +160,9 @@ export class SupplierDirectory {
       lastSeenMs: 0,
       outstanding: 0,
       successes: 0,
-      failures: 0
+      failures: 0,
+      verified: 0,
+      proofFailures: 0
     }
     entry.advert = plain
     entry.addrs = plain.multiaddrs.flatMap(bytes => {
@@ -221,6 +232,29 @@ export class SupplierDirectory {
       entry.ewmaTokensPerSecond =
         entry.ewmaTokensPerSecond === undefined ? result.tokensPerSecond : a * result.tokensPerSecond + (1 - a) * entry.ewmaTokensPerSecond
     }
+  }
+
+  /** Records a proof-of-inference outcome; returns true when the supplier is now banned. */
+  recordProof(peerId: string, ok: boolean): boolean {
+    const entry = this.entries.get(peerId)
+    if (entry === undefined) return this.banned.has(peerId)
+    if (ok) {
+      entry.verified++
+      return false
+    }
+    entry.proofFailures++
+    if (entry.proofFailures >= this.init.banAfterProofFailures) {
+      this.banned.add(peerId)
+      this.entries.delete(peerId)
+      this.log.warn('supplier banned for failed proofs', { peer: peerId, failures: entry.proofFailures })
+      for (const l of this.listeners) l()
+      return true
+    }
+    return false
+  }
+
+  isBanned(peerId: string): boolean {
+    return this.banned.has(peerId)
   }
 
   /** Asks a peer directly for its current advert (used after DHT discovery). */

@@ -15,4 +15,6 @@ export {
   type PlainApiKey,
   UnsupportedParameterError
 } from './gateway.js'
+export type { ProofReferee, RescoreJob, RescoreResult, VerdictEvent } from './referee.js'
 export { ROUTER_DEFAULTS, type RouterInit, TaskRouter } from './router.js'
+export type { TaskDone } from './task-client.js'

@@ -1,8 +1,18 @@
-import { AbortedError, GcnError, type GcnNode, type InferenceEvent, type InferenceRequest, type Logger, type ModelInfo } from '@gcn/core'
+import {
+  AbortedError,
+  GcnError,
+  type GcnNode,
+  type InferenceDone,
+  type InferenceEvent,
+  type InferenceRequest,
+  type Logger,
+  type ModelInfo
+} from '@gcn/core'
 import type { InferenceBackend } from './backend.js'
 import type { SupplierDirectory, SupplierEntry } from './directory.js'
 import { InvalidRequestError, NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
-import { runTask } from './task-client.js'
+import type { ProofReferee, VerdictEvent } from './referee.js'
+import { runTask, type TaskDone } from './task-client.js'
 
 /** Supplier refusals that are the request's fault: the client gets a 400, not a retry elsewhere. */
 function clientErrorFor(err: TaskFailedError): GcnError | undefined {
@@ -22,6 +32,25 @@ function clientErrorFor(err: TaskFailedError): GcnError | undefined {
   }
 }
 
+/** Quality checks beyond the proof: a wrong finish reason for the length, or output breaking a requested JSON schema. */
+function qualityProblem(request: InferenceRequest, done: InferenceDone, text: string): string | undefined {
+  const { completionTokens } = done.usage
+  if (done.finishReason === 'length' && completionTokens < request.params.maxTokens) {
+    return `finish_reason length after ${completionTokens} of ${request.params.maxTokens} tokens (truncated output)`
+  }
+  if (done.finishReason === 'stop' && completionTokens > request.params.maxTokens) {
+    return `${completionTokens} tokens for max_tokens ${request.params.maxTokens}`
+  }
+  if (request.params.jsonSchema !== undefined && done.finishReason === 'stop') {
+    try {
+      JSON.parse(text)
+    } catch {
+      return 'output is not the JSON the request asked for'
+    }
+  }
+  return undefined
+}
+
 export interface RouterInit {
   /** Attempts per request across different suppliers. */
   maxAttempts?: number
@@ -35,6 +64,10 @@ export interface RouterInit {
   maxSessions?: number
   /** Latency assumed for a supplier we have not measured and that advertises none. */
   defaultTtftMs?: number
+  /** Share of tasks re-scored by the referee once a supplier is established. */
+  proofSampleRate?: number
+  /** Every task is re-scored until a supplier has this many verified ones (and again after a failure). */
+  checkAllUntilVerified?: number
 }
 
 export const ROUTER_DEFAULTS = Object.freeze({
@@ -43,15 +76,19 @@ export const ROUTER_DEFAULTS = Object.freeze({
   taskTimeoutMs: 120_000,
   maxQueuedPerSupplier: 4,
   maxSessions: 10_000,
-  defaultTtftMs: 50
+  defaultTtftMs: 50,
+  proofSampleRate: 0.1,
+  checkAllUntilVerified: 20
 })
 
 export interface RouterComponents {
   node: GcnNode
   directory: SupplierDirectory
   logger: Logger
-  /** Randomness for selection (tests pass a seeded one). */
+  /** Randomness for selection and proof sampling (tests pass a seeded one). */
   random?: () => number
+  /** Re-scores sampled outputs with a reference model; without one, verdicts stay 'unchecked'. */
+  referee?: ProofReferee
 }
 
 /**
@@ -71,7 +108,9 @@ export class TaskRouter implements InferenceBackend {
   /** sessionId → supplier peer id, in insertion order for LRU eviction. */
   private readonly sessions = new Map<string, string>()
   /** Counters for metrics and the dashboard. */
-  readonly counters = { tasks: 0, failovers: 0, failures: 0 }
+  readonly counters = { tasks: 0, failovers: 0, failures: 0, verified: 0, proofFailures: 0 }
+  private readonly verdictListeners = new Set<(event: VerdictEvent) => void>()
+  private readonly pendingChecks = new Set<Promise<void>>()
 
   constructor(
     init: RouterInit,
@@ -80,6 +119,62 @@ export class TaskRouter implements InferenceBackend {
     this.init = { ...ROUTER_DEFAULTS, ...init }
     this.log = components.logger.child('router')
     this.random = components.random ?? Math.random
+  }
+
+  /** Called for every proof verdict (re-scoring and always-on failures). */
+  onVerdict(listener: (event: VerdictEvent) => void): () => void {
+    this.verdictListeners.add(listener)
+    return () => this.verdictListeners.delete(listener)
+  }
+
+  /** Resolves when every re-scoring started so far has finished (shutdown, tests). */
+  async settled(): Promise<void> {
+    while (this.pendingChecks.size > 0) await Promise.all([...this.pendingChecks])
+  }
+
+  private verdict(peer: string, taskId: Uint8Array, ok: boolean, reason?: string): void {
+    if (ok) this.counters.verified++
+    else this.counters.proofFailures++
+    const banned = this.components.directory.recordProof(peer, ok)
+    const event: VerdictEvent = {
+      supplier: peer,
+      taskId,
+      verdict: ok ? 'verified' : 'failed',
+      banned,
+      ...(reason === undefined ? {} : { reason })
+    }
+    if (!ok) this.log.warn('proof check failed', { peer, reason, banned })
+    for (const l of this.verdictListeners) l(event)
+  }
+
+  private shouldCheck(entry: SupplierEntry, modelId: string): boolean {
+    const referee = this.components.referee
+    if (referee === undefined || !referee.serves(modelId)) return false
+    // New or recently failing suppliers are checked every time.
+    if (entry.verified < this.init.checkAllUntilVerified || entry.proofFailures > 0) return true
+    return this.random() < this.init.proofSampleRate
+  }
+
+  private startCheck(entry: SupplierEntry, request: InferenceRequest, done: TaskDone): void {
+    const referee = this.components.referee!
+    const peer = entry.peerId.toString()
+    const job = referee
+      .check(
+        {
+          modelId: done.modelId,
+          input: request.input,
+          params: request.params,
+          outputTokenIds: done.proof.outputTokenIds,
+          records: done.proof.records
+        },
+        { signal: AbortSignal.timeout(60_000) }
+      )
+      .then(
+        result => this.verdict(peer, done.proof.taskId, result.ok, result.reason),
+        err => this.log.warn('re-scoring could not run', { peer, err })
+      )
+      .finally(() => this.pendingChecks.delete(job))
+    this.pendingChecks.add(job)
   }
 
   listModels(): ModelInfo[] {
@@ -158,6 +253,8 @@ export class TaskRouter implements InferenceBackend {
         this.init.firstTokenTimeoutMs
       )
       const started = performance.now()
+      const wantsJson = request.params.jsonSchema !== undefined
+      let text = ''
       let firstAt: number | undefined
       let tokens = 0
       supplier.outstanding++
@@ -170,8 +267,16 @@ export class TaskRouter implements InferenceBackend {
             firstAt = performance.now()
             clearTimeout(firstTokenTimer)
           }
-          if (event.type === 'delta') tokens += event.tokenIds.length
-          else {
+          if (event.type === 'delta') {
+            tokens += event.tokenIds.length
+            if (wantsJson) text += event.text
+          } else {
+            const problem = qualityProblem(request, event, text)
+            if (problem !== undefined) {
+              // Not billed and counted towards a ban; the answer has already been streamed.
+              this.verdict(peer, (event as TaskDone).proof.taskId, false, problem)
+              event.verdict = 'failed'
+            } else if (this.shouldCheck(supplier, model.id)) this.startCheck(supplier, request, event as TaskDone)
             const decodeMs = performance.now() - firstAt
             this.components.directory.recordResult(peer, {
               ok: true,
@@ -186,6 +291,7 @@ export class TaskRouter implements InferenceBackend {
       } catch (err) {
         lastError = err
         this.components.directory.recordResult(peer, { ok: false })
+        if (err instanceof TaskFailedError && err.supplierCode === 'ERR_PROOF') this.verdict(peer, new Uint8Array(0), false, err.message)
         if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
         const clientError = err instanceof TaskFailedError ? clientErrorFor(err) : undefined
         if (clientError !== undefined) throw clientError

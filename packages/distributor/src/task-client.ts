@@ -2,10 +2,14 @@ import {
   AbortedError,
   ChunkCipher,
   createFramedStream,
+  decodeProofSegment,
   type FinishReason,
   type GcnNode,
+  type InferenceDone,
   type InferenceEvent,
   type InferenceRequest,
+  ProofError,
+  ProofVerifier,
   plainBytes,
   RESPONSE_KEY_BYTES,
   randomBytes,
@@ -17,6 +21,7 @@ import {
   TaskOpenCodec,
   type TaskRequest,
   TaskRequestCodec,
+  type TokenRecord,
   WIRE_VERSION,
   WireFinishReason
 } from '@gcn/core'
@@ -31,10 +36,23 @@ const FINISH: Partial<Record<WireFinishReason, FinishReason>> = {
   [WireFinishReason.ERROR]: 'error'
 }
 
-export interface TaskAttempt {
-  taskId: Uint8Array
-  /** Secret per-task nonce (proof of inference binds to it). */
-  nonce: Uint8Array
+/** The done event of a task, with what a referee needs to re-score it. */
+export interface TaskDone extends InferenceDone {
+  proof: { taskId: Uint8Array; records: TokenRecord[]; outputTokenIds: number[] }
+}
+
+function proofFailure(err: unknown): TaskFailedError {
+  const why = err instanceof Error ? err.message : String(err)
+  return new TaskFailedError(`proof of inference failed: ${why}`, { retryable: true, supplierCode: 'ERR_PROOF', cause: err })
+}
+
+function checkProof(verifier: ProofVerifier, chunk: TaskChunk): void {
+  if (chunk.proof.length === 0) throw proofFailure(new ProofError('chunk without proof'))
+  try {
+    verifier.add(decodeProofSegment(chunk.proof), chunk.tokenIds)
+  } catch (err) {
+    throw proofFailure(err)
+  }
 }
 
 /**
@@ -53,6 +71,10 @@ export async function* runTask(
 ): AsyncGenerator<InferenceEvent, void, undefined> {
   const taskId = randomBytes(16)
   const responseKey = randomBytes(RESPONSE_KEY_BYTES)
+  // Secret per-task nonce: keys the supplier's proof-of-inference chain.
+  const nonce = randomBytes(32)
+  const verifier = new ProofVerifier(nonce, taskId, modelId, { greedy: request.params.temperature === 0 })
+  const outputTokenIds: number[] = []
   const wireRequest: TaskRequest = {
     taskId: plainBytes(taskId),
     modelId,
@@ -67,7 +89,7 @@ export async function* runTask(
       stop: request.params.stop ?? [],
       ...(request.params.jsonSchema === undefined ? {} : { jsonSchema: request.params.jsonSchema })
     },
-    nonce: plainBytes(randomBytes(32)),
+    nonce: plainBytes(nonce),
     responseKey: plainBytes(responseKey),
     deadlineMs: options.deadlineMs
   } as TaskRequest
@@ -99,15 +121,29 @@ export async function* runTask(
           supplierCode: chunk.error.code
         })
       }
+      const isDone = chunk.finishReason !== undefined && chunk.finishReason !== WireFinishReason.UNSPECIFIED
+      // Always-on proof checks run before any of the chunk reaches the client.
+      if (chunk.tokenIds.length > 0 || isDone) checkProof(verifier, chunk)
+      outputTokenIds.push(...chunk.tokenIds)
       if (chunk.text !== '' || chunk.tokenIds.length > 0) yield { type: 'delta', text: chunk.text, tokenIds: chunk.tokenIds }
-      if (chunk.finishReason !== undefined && chunk.finishReason !== WireFinishReason.UNSPECIFIED) {
-        finished = true
-        yield {
-          type: 'done',
-          finishReason: FINISH[chunk.finishReason] ?? 'error',
-          usage: { promptTokens: chunk.usage?.promptTokens ?? 0, completionTokens: chunk.usage?.completionTokens ?? 0 },
-          modelId
+      if (isDone) {
+        const usage = { promptTokens: chunk.usage?.promptTokens ?? 0, completionTokens: chunk.usage?.completionTokens ?? 0 }
+        let records: TokenRecord[]
+        try {
+          records = verifier.finish(usage.completionTokens)
+        } catch (err) {
+          throw proofFailure(err)
         }
+        finished = true
+        const done: TaskDone = {
+          type: 'done',
+          finishReason: FINISH[chunk.finishReason!] ?? 'error',
+          usage,
+          modelId,
+          verdict: 'unchecked',
+          proof: { taskId, records, outputTokenIds }
+        }
+        yield done
       }
     }
     if (!finished) throw new TaskFailedError('supplier closed the stream before finishing', { retryable: true })

@@ -11,6 +11,7 @@ export {
   writeGguf
 } from './gguf-writer.js'
 export { sha256File, verifyModelFile } from './model-file.js'
+export { createRuntimeReferee, REFEREE_DEFAULTS, type RuntimeRefereeInit } from './referee.js'
 export {
   createModelRuntime,
   type GenerationChunk,

@@ -6,6 +6,7 @@ import {
   CapacityAdvertCodec,
   ChunkCipher,
   createFramedStream,
+  encodeProofSegment,
   WireFinishReason as FinishReason,
   type FramedStream,
   GcnError,
@@ -15,6 +16,8 @@ import {
   type Logger,
   modelCid,
   open as openSealed,
+  type ProofSegment,
+  ProofWriter,
   plainBytes,
   type SignedEnvelope,
   signEnvelope,
@@ -48,6 +51,11 @@ export interface SupplierInit {
    * each generation, so a test can kill a supplier before its first token.
    */
   testStallBeforeGenerateMs?: number
+  /**
+   * Test doubles only (adversarial suppliers): sees each chunk just before it
+   * is sealed and sent, and may replace it, or drop it by returning undefined.
+   */
+  testTamperChunk?: (chunk: TaskChunk, task: { taskId: Uint8Array; index: number }) => TaskChunk | undefined
 }
 
 export const SUPPLIER_DEFAULTS = Object.freeze({
@@ -86,7 +94,7 @@ const RETRYABLE_CODES = new Set(['ERR_QUEUE_FULL', 'ERR_NOT_STARTED', 'ERR_MODEL
  * id in the DHT.
  */
 export class Supplier {
-  private readonly init: Required<SupplierInit>
+  private readonly init: Required<Omit<SupplierInit, 'testTamperChunk'>> & Pick<SupplierInit, 'testTamperChunk'>
   private readonly log: Logger
   private advertTimer?: ReturnType<typeof setInterval>
   private provideTimer?: ReturnType<typeof setTimeout>
@@ -266,8 +274,17 @@ export class Supplier {
   ): Promise<void> {
     const cipher = new ChunkCipher(request.responseKey, request.taskId)
     let seq = 0
-    const send = async (chunk: Omit<TaskChunk, 'seq' | 'proof'>): Promise<void> => {
-      const plaintext = TaskChunkCodec.encode({ ...chunk, seq, proof: new Uint8Array(0) } as TaskChunk)
+    // Proof of inference: every token's logprob record, chained under the task's secret nonce.
+    const proof = new ProofWriter(request.nonce, request.taskId, request.modelId)
+    const send = async (chunk: Omit<TaskChunk, 'seq' | 'proof'>, segment?: ProofSegment): Promise<void> => {
+      const proofBytes = segment === undefined ? new Uint8Array(0) : encodeProofSegment(segment)
+      let wire: TaskChunk | undefined = { ...chunk, seq, proof: plainBytes(proofBytes) } as TaskChunk
+      if (this.init.testTamperChunk !== undefined) {
+        wire = this.init.testTamperChunk(wire, { taskId: request.taskId, index: seq })
+        if (wire === undefined) return
+        wire = { ...wire, seq }
+      }
+      const plaintext = TaskChunkCodec.encode(wire)
       await framed.write(TaskFrameCodec, { sealed: plainBytes(cipher.seal(seq, plaintext)) })
       seq++
     }
@@ -298,15 +315,21 @@ export class Supplier {
           // Let the runtime queue the next decode step before we spend CPU on
           // encoding, sealing and writing this token: the model runs meanwhile.
           await new Promise<void>(resolve => setImmediate(resolve))
-          await send({ text: chunk.text, tokenIds: chunk.tokenIds })
+          await send(
+            { text: chunk.text, tokenIds: chunk.tokenIds },
+            chunk.logprobs === undefined ? undefined : proof.segment(chunk.logprobs)
+          )
           if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
         } else {
-          await send({
-            text: '',
-            tokenIds: [],
-            finishReason: FINISH[chunk.finishReason] ?? FinishReason.ERROR,
-            usage: { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens }
-          })
+          await send(
+            {
+              text: '',
+              tokenIds: [],
+              finishReason: FINISH[chunk.finishReason] ?? FinishReason.ERROR,
+              usage: { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens }
+            },
+            proof.finish()
+          )
           this.completedTasks++
         }
       }
