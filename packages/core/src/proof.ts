@@ -8,8 +8,9 @@ import { GcnError, InvalidMessageError } from './errors.js'
  * every token the chosen id, its raw log-probability and the top-K
  * alternatives, quantised to 1/256 nat, and folds them into an HMAC chain
  * keyed by the task's secret nonce (which only the distributor and the chosen
- * supplier know) and bound to the task id and model id: one 16-byte code per
- * PROOF_GROUP_TOKENS tokens plus a final code that also seals the count, so a
+ * supplier know) and bound to the task id and model id: a 16-byte code after
+ * the first token, then one per PROOF_GROUP_TOKENS tokens, plus a final code
+ * that also seals the count, so a
  * proof cannot be replayed for another task or model, extended or cut.
  *
  * Codes alone prove nothing about the model (the supplier holds the key); they
@@ -246,7 +247,9 @@ class Chain {
     for (const r of records) {
       this.pending.push(r)
       this.count++
-      if (this.pending.length === PROOF_GROUP_TOKENS) codes.push(this.close())
+      // The first group is a single token, so a proof replayed from another task fails at the
+      // very first token, before any text reaches the client; later groups hold PROOF_GROUP_TOKENS.
+      if (this.pending.length === (this.index === 0 ? 1 : PROOF_GROUP_TOKENS)) codes.push(this.close())
     }
     return codes
   }

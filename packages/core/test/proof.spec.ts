@@ -117,10 +117,11 @@ describe('proof of inference: commitments', () => {
     expect(() => verify(nonce, taskId, MODEL, stream(nonce, taskId, MODEL, bad, [3]), 3)).to.throw(ProofError, /greedy|more likely/)
   })
 
-  it('emits one code per group of tokens and costs about 14 bytes per token', () => {
+  it('emits a code after the first token, then one per group, and costs under 16 bytes per token', () => {
     const writer = new ProofWriter(nonce, taskId, MODEL)
-    const seg = writer.segment(tokens(PROOF_GROUP_TOKENS * 4))
-    expect(seg.codes).to.have.length(4)
+    expect(writer.segment(tokens(1)).codes).to.have.length(1)
+    const seg = writer.segment(tokens(PROOF_GROUP_TOKENS * 4 - 1))
+    expect(seg.codes).to.have.length(3)
     const bytesPerToken = encodeProofSegment(seg).length / (PROOF_GROUP_TOKENS * 4)
     expect(bytesPerToken).to.be.below(16)
   })

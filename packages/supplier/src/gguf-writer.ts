@@ -13,7 +13,7 @@ import { dirname } from 'node:path'
 /** Bump whenever the bytes produced for a given preset/seed/name change. */
 export const GGUF_WRITER_VERSION = 1
 
-export type ModelPresetName = 'tiny' | 'small'
+export type ModelPresetName = 'micro' | 'tiny' | 'small'
 export type WeightType = 'f32' | 'f16'
 
 export interface ModelPreset {
@@ -145,6 +145,20 @@ function buildVocabulary(): Vocabulary {
 export const VOCABULARY: Vocabulary = buildVocabulary()
 
 export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = {
+  /** A smaller model with the same vocabulary: what a cheating supplier might serve instead of tiny. */
+  micro: {
+    name: 'micro',
+    nEmbd: 32,
+    nLayer: 1,
+    nHead: 2,
+    nHeadKv: 1,
+    nFf: 64,
+    contextLength: 512,
+    vocabSize: VOCABULARY.tokens.length,
+    weightType: 'f32',
+    ropeFreqBase: 10000,
+    rmsEpsilon: 1e-5
+  },
   tiny: {
     name: 'tiny',
     nEmbd: 64,

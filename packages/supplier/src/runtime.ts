@@ -15,8 +15,25 @@
  *   tenant recently sent the same prefix, and results would depend on the slot's previous task.
  * - Sampling uses only temperature/topP (topK and minP disabled, no repeat penalty), so the request
  *   parameters fully describe the sampler. Concurrent sequences are batched, so greedy output of
- *   a task is reproducible when it runs alone but may differ slightly under concurrency.
+ *   a task is reproducible when it runs alone but may differ slightly under concurrency. A task
+ *   without a seed gets a random one (llama.cpp would otherwise seed with the current second).
+ * - Proof of inference records, per emitted token, the RAW logprob of the chosen id (log softmax
+ *   of the logits, before temperature/top-p/grammar) and the top-K raw alternatives, so a verifier
+ *   can re-score prompt + output (rescore.ts) without knowing the sampler. No public node-llama-cpp
+ *   API gives that for a token sampled with temperature/top-p in the same decode step:
+ *   evaluateWithMetadata's probabilities/confidence and controlledEvaluate's logits are read after
+ *   the sampler chain (top-p truncated, divided by the temperature, grammar-masked), and
+ *   controlledEvaluate makes a new sampler per call (a seeded RNG would restart every token, and it
+ *   takes no grammar). So the decode loop (NativeDecoder) drives the sequence through the internals
+ *   `LlamaContextSequence` itself uses in `evaluate()` (`_decodeTokens`, `_resolveSamplerConfig`,
+ *   the native `sampleToken`): the task's sampler samples exactly as `evaluate()` would (same chain,
+ *   same RNG stream, same ids), and a second, greedy sampler reads the raw logits of the same batch
+ *   position (`includeTop` K, the chosen token, and the total logit weight). A greedy task without
+ *   a grammar needs only the one call: a greedy sampler does not alter the logits. The internals
+ *   are checked at load; without them (another node-llama-cpp version) generation falls back to
+ *   `evaluate()` and records nothing, with a warning.
  */
+import { randomInt } from 'node:crypto'
 import { basename } from 'node:path'
 import {
   AbortedError,
@@ -28,6 +45,7 @@ import {
   type Logger,
   NotStartedError,
   REQUEST_LIMITS,
+  type TokenLogprob,
   type Usage
 } from '@gcn/core'
 import {
@@ -56,6 +74,10 @@ import {
   QueueFullError
 } from './errors.js'
 import { normaliseSha256, sha256File, verifyModelFile } from './model-file.js'
+import { DEFAULT_PROOF_TOP_K, MAX_PROOF_TOP_K, type RescoreOptions, rescoreSequence, tokenLogprobFrom } from './rescore.js'
+
+export type { TokenLogprob } from '@gcn/core'
+export type { RescoreOptions } from './rescore.js'
 
 export interface ModelRuntimeInit {
   /** Path of the GGUF file. */
@@ -78,6 +100,20 @@ export interface ModelRuntimeInit {
   maxOutputTokens?: number
   /** Default false (CPU prebuilt). */
   gpu?: false | 'auto' | 'cuda'
+  /**
+   * Record each emitted token's raw logprob and top-K alternatives (GenerationTokenChunk.logprobs)
+   * for proof of inference. Default true.
+   */
+  recordLogprobs?: boolean
+  /** Alternatives recorded per token (K). Default 2, at most 32. */
+  proofTopK?: number
+  /**
+   * Flash attention in the context. Default: node-llama-cpp's 'auto' (on where supported). Off
+   * brings prefill re-scoring a little closer to token-by-token generation.
+   */
+  flashAttention?: boolean
+  /** Testing only: decode with the public `sequence.evaluate()` (records no logprobs). */
+  forcePublicDecoder?: boolean
 }
 
 export interface ModelRuntimeComponents {
@@ -114,6 +150,12 @@ export interface GenerationTokenChunk {
   text: string
   /** Sampled token ids, in order, exactly as generated. */
   tokenIds: number[]
+  /**
+   * Proof-of-inference data, one entry per id of `tokenIds`, in order: the raw logprob (natural
+   * log of the model's probability, temperature/top-p/grammar not applied) of the id and the
+   * top-K raw alternatives, sorted descending. Absent when recording is off or unavailable.
+   */
+  logprobs?: TokenLogprob[]
 }
 
 export interface GenerationDoneChunk {
@@ -154,6 +196,17 @@ export interface ModelRuntime {
    * included): what a verifier needs to re-evaluate prompt + output.
    */
   tokenizeInput(input: InferenceInput): number[]
+  /**
+   * Text of `tokens` as the runtime streams it (control tokens render as ''); `preceding` (e.g. the
+   * prompt and earlier output) lets the detokenizer resolve leading spaces, as for chunk texts.
+   */
+  detokenize(tokens: readonly number[], preceding?: readonly number[]): string
+  /**
+   * Re-scores prompt + output in one prefill on a free slot (queued like a task, released after):
+   * for each requested output position i the raw logprob of outputTokens[i] given everything
+   * before it, and the top-K raw alternatives. See rescore.ts.
+   */
+  rescore(promptTokens: readonly number[], outputTokens: readonly number[], options?: RescoreOptions): Promise<TokenLogprob[]>
 }
 
 const DEFAULT_SLOTS = 2
@@ -191,6 +244,10 @@ interface Loaded {
   context: LlamaContext
   chatWrapper: ChatWrapper
   info: ModelRuntimeInfo
+  /** Tokens in the vocabulary, from the GGUF metadata (undefined if it does not say). */
+  vocabSize: number | undefined
+  /** node-llama-cpp internals for the native decode loop; undefined → public evaluate(), no recording. */
+  native: NativeAccess | undefined
   /** Single control tokens that end a chat turn besides EOG (from the chat wrapper). */
   stopTokens: Set<number>
   /** Text triggers of the chat wrapper (e.g. a literal `<|im_end|>`). */
@@ -202,9 +259,238 @@ interface PreparedTask {
   maxTokens: number
   temperature: number
   topP: number
-  seed: number | undefined
+  seed: number
   stopStrings: string[]
   grammar: LlamaGrammar | undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding
+
+/** One sampled token and, when recording, its proof-of-inference data. */
+interface DecodeStep {
+  token: Token
+  logprob?: TokenLogprob
+}
+
+/** Where a task's tokens come from. `close()` only after the last `next()` has settled. */
+interface TokenSource {
+  /** The next sampled token; undefined when the source has nothing more. */
+  next(): Promise<DecodeStep | undefined>
+  close(): Promise<void>
+}
+
+/** The native sampler object of node-llama-cpp's addon (AddonSampler). */
+interface NativeSampler {
+  applyConfig(config: object): unknown
+  dispose(): void
+}
+
+/** [tokens, includeMax, includeMin, includeSelected, includeTop] as the addon takes it. */
+type NativeLogitsFilter = [tokens: number[], includeMax: boolean, includeMin: boolean, includeSelected: boolean, includeTop: number]
+
+/** [token (-1: none), probabilities, confidence, logits as flat [id, logit, …], total logit weight] */
+type NativeSampleArray = [token: number, probabilities?: unknown, confidence?: number, logits?: number[], totalLogitWeight?: number]
+
+interface NativeContext {
+  sampleToken(batchLogitIndex: number, sampler: NativeSampler): Promise<number>
+  sampleToken(
+    batchLogitIndex: number,
+    sampler: NativeSampler,
+    probabilities: boolean,
+    confidence: boolean,
+    logits: NativeLogitsFilter,
+    totalLogitWeight: boolean
+  ): Promise<NativeSampleArray>
+}
+
+/** The LlamaContextSequence internals its own `evaluate()` is built from (node-llama-cpp 3.22). */
+interface SequenceInternals {
+  _decodeTokens<T>(
+    tokens: Token[],
+    logits: (true | undefined)[],
+    evaluationPriority: number,
+    tokenMeter: unknown,
+    contextShiftOptions: unknown,
+    logitDataMapper: (batchLogitIndex: number, tokenIndex: number) => Promise<T>,
+    afterBatchAction?: unknown
+  ): Promise<(T | undefined)[]>
+  _resolveSamplerConfig(options: {
+    temperature: number
+    minP: number
+    topK: number
+    topP: number
+    seed: number
+    grammarEvaluationState?: LlamaGrammarEvaluationState
+  }): object
+  readonly _tokenMeter: unknown
+  readonly _contextShift: unknown
+  readonly _takeIntervalCheckpointIfNeededAfterBatch?: unknown
+  readonly _context: { readonly _ctx: NativeContext }
+}
+
+interface NativeAccess {
+  createSampler(): NativeSampler
+  sequence(sequence: LlamaContextSequence): SequenceInternals
+}
+
+/** Same priority `evaluate()` uses. */
+const EVALUATION_PRIORITY = 5
+
+/** Finds the internals NativeDecoder needs, or undefined when this node-llama-cpp lacks them. */
+function nativeAccess(model: LlamaModel, context: LlamaContext, probe: LlamaContextSequence): NativeAccess | undefined {
+  const internals = model as unknown as { _llama?: { _bindings?: { AddonSampler?: unknown } }; _model?: unknown }
+  const Sampler = internals._llama?._bindings?.AddonSampler as (new (model: unknown) => NativeSampler) | undefined
+  const seq = probe as unknown as Partial<SequenceInternals>
+  const ctx = (context as unknown as { _ctx?: Partial<NativeContext> })._ctx
+  if (
+    typeof Sampler !== 'function' ||
+    internals._model == null ||
+    typeof seq._decodeTokens !== 'function' ||
+    typeof seq._resolveSamplerConfig !== 'function' ||
+    seq._context?._ctx !== ctx ||
+    typeof ctx?.sampleToken !== 'function' ||
+    typeof (Sampler.prototype as Partial<NativeSampler>).applyConfig !== 'function'
+  ) {
+    return undefined
+  }
+  return {
+    createSampler: () => new Sampler(internals._model),
+    sequence: sequence => sequence as unknown as SequenceInternals
+  }
+}
+
+/**
+ * The decode loop of `LlamaContextSequence.evaluate()` (prompt, then one token at a time, logits
+ * for the last position only), sampling with the task's own sampler exactly as `evaluate()` does,
+ * plus the raw logits read for proof of inference (see the notes at the top of the file).
+ */
+class NativeDecoder implements TokenSource {
+  private input: Token[]
+  private readonly sampler: NativeSampler
+  /** Greedy sampler without grammar that reads raw logits; undefined when the task's sampler can. */
+  private readonly probe: NativeSampler | undefined
+  private readonly filterSize: number
+
+  constructor(
+    private readonly seq: SequenceInternals,
+    access: NativeAccess,
+    task: PreparedTask,
+    grammarEvaluationState: LlamaGrammarEvaluationState | undefined,
+    /** Alternatives to record; undefined: record nothing. */
+    private readonly topK: number | undefined
+  ) {
+    this.input = task.promptTokens
+    this.filterSize = Math.max(1, topK ?? 0)
+    this.sampler = access.createSampler()
+    try {
+      this.sampler.applyConfig(
+        seq._resolveSamplerConfig({
+          temperature: task.temperature,
+          topP: task.topP,
+          topK: 0,
+          minP: 0,
+          seed: task.seed,
+          grammarEvaluationState
+        })
+      )
+      const readsRaw = task.temperature <= 0 && grammarEvaluationState === undefined
+      if (topK !== undefined && !readsRaw) {
+        this.probe = access.createSampler()
+        this.probe.applyConfig(seq._resolveSamplerConfig({ temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0 }))
+      }
+    } catch (err) {
+      this.sampler.dispose()
+      throw err
+    }
+  }
+
+  async next(): Promise<DecodeStep> {
+    const tokens = this.input
+    const logits: (true | undefined)[] = []
+    logits[tokens.length - 1] = true
+    const results = await this.seq._decodeTokens(
+      tokens,
+      logits,
+      EVALUATION_PRIORITY,
+      this.seq._tokenMeter,
+      this.seq._contextShift,
+      batchLogitIndex => this.sample(batchLogitIndex),
+      this.seq._takeIntervalCheckpointIfNeededAfterBatch
+    )
+    const step = results[tokens.length - 1]
+    if (step === undefined) throw new Error('the decoder returned no token')
+    this.input = [step.token]
+    return step
+  }
+
+  async close(): Promise<void> {
+    this.sampler.dispose()
+    this.probe?.dispose()
+  }
+
+  private async sample(batchLogitIndex: number): Promise<DecodeStep> {
+    const ctx = this.seq._context._ctx
+    if (this.topK === undefined) return { token: sampled(await ctx.sampleToken(batchLogitIndex, this.sampler)) }
+    if (this.probe === undefined) {
+      // Greedy without grammar: the chain only picks the argmax, the logits it reports are raw.
+      const [token, , , logits, weight] = await ctx.sampleToken(
+        batchLogitIndex,
+        this.sampler,
+        false,
+        false,
+        [[], false, false, true, this.filterSize],
+        true
+      )
+      return { token: sampled(token), logprob: this.record(token, logits, weight) }
+    }
+    const token = sampled(await ctx.sampleToken(batchLogitIndex, this.sampler))
+    const [, , , logits, weight] = await ctx.sampleToken(
+      batchLogitIndex,
+      this.probe,
+      false,
+      false,
+      [[token], false, false, false, this.filterSize],
+      true
+    )
+    return { token, logprob: this.record(token, logits, weight) }
+  }
+
+  private record(token: number, logits: number[] | undefined, weight: number | undefined): TokenLogprob {
+    if (logits === undefined || weight === undefined) throw new Error('the sampler returned no logits')
+    return tokenLogprobFrom(token, logits, weight, this.topK!)
+  }
+}
+
+function sampled(token: number): Token {
+  if (token === -1 || !Number.isSafeInteger(token)) throw new Error('failed to sample the next token')
+  return token as Token
+}
+
+/** Fallback: the public `evaluate()` iterator (no proof data). */
+class PublicDecoder implements TokenSource {
+  private readonly tokens: AsyncGenerator<Token, void, unknown>
+
+  constructor(sequence: LlamaContextSequence, task: PreparedTask, grammarEvaluationState: LlamaGrammarEvaluationState | undefined) {
+    this.tokens = sequence.evaluate(task.promptTokens, {
+      temperature: task.temperature,
+      topP: task.topP,
+      topK: 0,
+      minP: 0,
+      seed: task.seed,
+      grammarEvaluationState,
+      yieldEogToken: true
+    })
+  }
+
+  async next(): Promise<DecodeStep | undefined> {
+    const step = await this.tokens.next()
+    return step.done === true ? undefined : { token: step.value }
+  }
+
+  async close(): Promise<void> {
+    await this.tokens.return()
+  }
 }
 
 /**
@@ -397,6 +683,8 @@ class DefaultModelRuntime implements ModelRuntime {
   private readonly maxOutputTokens: number
   private readonly maxPromptTokens: number | undefined
   private readonly requestedContextSize: number | undefined
+  /** Alternatives recorded per token; undefined: recording off. */
+  private readonly recordTopK: number | undefined
   private current: ModelRuntimeState = 'stopped'
   private loaded: Loaded | undefined
   private starting: Promise<void> | undefined
@@ -425,6 +713,9 @@ class DefaultModelRuntime implements ModelRuntime {
     this.maxOutputTokens = positiveInt(init.maxOutputTokens, REQUEST_LIMITS.maxTokens, 'maxOutputTokens')
     this.maxPromptTokens = init.maxPromptTokens === undefined ? undefined : positiveInt(init.maxPromptTokens, 0, 'maxPromptTokens')
     this.requestedContextSize = init.contextSize === undefined ? undefined : positiveInt(init.contextSize, 0, 'contextSize', 16)
+    const topK = positiveInt(init.proofTopK, DEFAULT_PROOF_TOP_K, 'proofTopK', 0)
+    if (topK > MAX_PROOF_TOP_K) throw new RangeError(`proofTopK must be at most ${MAX_PROOF_TOP_K}, got ${topK}`)
+    this.recordTopK = init.recordLogprobs === false ? undefined : topK
     if (init.expectedSha256 !== undefined) normaliseSha256(init.expectedSha256)
   }
 
@@ -479,6 +770,58 @@ class DefaultModelRuntime implements ModelRuntime {
     return this.render(this.requireLoaded(), input).tokens as number[]
   }
 
+  detokenize(tokens: readonly number[], preceding: readonly number[] = []): string {
+    const loaded = this.requireLoaded()
+    this.checkTokens(loaded, tokens, 'tokens')
+    this.checkTokens(loaded, preceding, 'preceding')
+    return loaded.model.detokenize(tokens as Token[], false, preceding.slice(-DETOKENIZE_CONTEXT) as Token[])
+  }
+
+  rescore(promptTokens: readonly number[], outputTokens: readonly number[], options: RescoreOptions = {}): Promise<TokenLogprob[]> {
+    let loaded: Loaded
+    try {
+      loaded = this.requireLoaded()
+      this.checkTokens(loaded, promptTokens, 'promptTokens')
+      this.checkTokens(loaded, outputTokens, 'outputTokens')
+      if (promptTokens.length === 0) throw new InvalidInputError('the prompt is empty')
+      // Evaluated: the prompt and the output up to its last token (whose successor is not needed).
+      const evaluated = promptTokens.length + outputTokens.length - 1
+      if (evaluated > loaded.info.contextSize - 1) throw new PromptTooLongError(evaluated, loaded.info.contextSize - 1)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const controller = new AbortController()
+    const external = options.signal
+    if (external?.aborted === true) return Promise.reject(new AbortedError('re-scoring aborted', { cause: external.reason }))
+    const forward = (): void => controller.abort(external?.reason)
+    external?.addEventListener('abort', forward, { once: true })
+    this.controllers.add(controller)
+    const run = async (): Promise<TokenLogprob[]> => {
+      const slot = await this.acquire(controller.signal)
+      try {
+        const result = await rescoreSequence(slot.sequence, promptTokens, outputTokens, { ...options, signal: undefined })
+        if (controller.signal.aborted) throw new AbortedError('re-scoring aborted', { cause: controller.signal.reason })
+        return result
+      } finally {
+        await slot.sequence.clearHistory().catch(err => this.log.warn('clearing sequence failed', { slot: slot.index, err }))
+        this.release(slot)
+      }
+    }
+    const result = run()
+    const task = result
+      .then(
+        () => {},
+        () => {}
+      )
+      .finally(() => {
+        external?.removeEventListener('abort', forward)
+        this.controllers.delete(controller)
+        this.tasks.delete(task)
+      })
+    this.tasks.add(task)
+    return result
+  }
+
   generate(input: InferenceInput, params: GenerationParams, options: GenerateOptions = {}): AsyncIterableIterator<GenerationChunk> {
     const controller = new AbortController()
     const stream = new ChunkStream(() => controller.abort(new AbortedError('generation stopped by its consumer')))
@@ -529,7 +872,12 @@ class DefaultModelRuntime implements ModelRuntime {
         model = await llama.loadModel({ modelPath })
         const trainContextSize = model.trainContextSize
         const contextSize = this.requestedContextSize ?? Math.min(trainContextSize, DEFAULT_MAX_CONTEXT)
-        context = await model.createContext({ contextSize, sequences: this.slotCount, threads: this.threads })
+        context = await model.createContext({
+          contextSize,
+          sequences: this.slotCount,
+          threads: this.threads,
+          ...(this.init.flashAttention === undefined ? {} : { flashAttention: this.init.flashAttention })
+        })
       } catch (err) {
         throw new ModelLoadError(`cannot load model ${basename(modelPath)}: ${(err as Error).message}`, {
           cause: err,
@@ -547,7 +895,11 @@ class DefaultModelRuntime implements ModelRuntime {
       }
       this.slots = Array.from({ length: this.slotCount }, (_, index) => ({ index, sequence: context!.getSequence() }))
       this.free = this.slots.slice()
-      this.loaded = { llama, model, context, chatWrapper, info, stopTokens, chatStopStrings }
+      const native = this.init.forcePublicDecoder === true ? undefined : nativeAccess(model, context, this.slots[0]!.sequence)
+      if (native === undefined && this.init.forcePublicDecoder !== true) {
+        this.log.warn('node-llama-cpp internals for the native decoder are missing: decoding with evaluate(), no logprobs recorded')
+      }
+      this.loaded = { llama, model, context, chatWrapper, info, vocabSize: this.vocabSize(model), native, stopTokens, chatStopStrings }
       this.current = 'started'
       this.log.info('model loaded', {
         modelId: id,
@@ -556,6 +908,8 @@ class DefaultModelRuntime implements ModelRuntime {
         trainContextSize: info.trainContextSize,
         slots: this.slotCount,
         threads: this.threads,
+        flashAttention: context.flashAttention,
+        recordLogprobs: this.recordTopK !== undefined && native !== undefined,
         chatWrapper: chatWrapper.wrapperName,
         loadMs: Math.round(performance.now() - startedAt)
       })
@@ -601,6 +955,24 @@ class DefaultModelRuntime implements ModelRuntime {
     if (this.nativeLog.length > NATIVE_LOG_LINES) this.nativeLog.shift()
     if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.log.warn('llama.cpp error', { native: message.trim() })
     else this.log.debug('llama.cpp', { native: message.trim() })
+  }
+
+  private vocabSize(model: LlamaModel): number | undefined {
+    const metadata = model.fileInfo.metadata as unknown as Record<string, unknown> | undefined
+    const tokens = (metadata?.tokenizer as { ggml?: { tokens?: unknown } } | undefined)?.ggml?.tokens
+    if (Array.isArray(tokens) && tokens.length > 0) return tokens.length
+    const arch = (metadata?.general as { architecture?: unknown } | undefined)?.architecture
+    const size = typeof arch === 'string' ? (metadata?.[arch] as { vocab_size?: unknown } | undefined)?.vocab_size : undefined
+    return typeof size === 'number' && Number.isSafeInteger(size) && size > 0 ? size : undefined
+  }
+
+  private checkTokens(loaded: Loaded, tokens: readonly number[], what: string): void {
+    if (!Array.isArray(tokens)) throw new InvalidInputError(`${what} must be an array of token ids`)
+    const limit = loaded.vocabSize ?? 0x7fff_ffff
+    for (const token of tokens) {
+      if (!Number.isSafeInteger(token) || token < 0 || token >= limit)
+        throw new InvalidInputError(`${what}: ${token} is not a token id of this model`)
+    }
   }
 
   private ggufName(model: LlamaModel): string | undefined {
@@ -716,8 +1088,8 @@ class DefaultModelRuntime implements ModelRuntime {
       maxTokens,
       temperature,
       topP,
-      // llama.cpp seeds are 32-bit.
-      seed: seed === undefined ? undefined : seed % 0x1_0000_0000,
+      // llama.cpp seeds are 32-bit; unseeded tasks get a random one (not llama.cpp's current second).
+      seed: seed === undefined ? randomInt(0x1_0000_0000) : seed % 0x1_0000_0000,
       stopStrings,
       grammar
     }
@@ -829,15 +1201,25 @@ class DefaultModelRuntime implements ModelRuntime {
       if (signal.aborted) resolve('aborted')
       else signal.addEventListener('abort', () => resolve('aborted'), { once: true })
     })
-    const tokens = sequence.evaluate(task.promptTokens, {
-      temperature: task.temperature,
-      topP: task.topP,
-      topK: 0,
-      minP: 0,
-      seed: task.seed,
-      grammarEvaluationState: task.grammar === undefined ? undefined : new LlamaGrammarEvaluationState({ model, grammar: task.grammar }),
-      yieldEogToken: true
-    })
+    const grammarState = task.grammar === undefined ? undefined : new LlamaGrammarEvaluationState({ model, grammar: task.grammar })
+    const source: TokenSource =
+      loaded.native === undefined
+        ? new PublicDecoder(sequence, task, grammarState)
+        : new NativeDecoder(loaded.native.sequence(sequence), loaded.native, task, grammarState, this.recordTopK)
+    /** Logprobs of tokens given to the assembler and not yet emitted, in order. */
+    const recorded: TokenLogprob[] = []
+    const emit = (chunk: GenerationTokenChunk | undefined): void => {
+      if (chunk === undefined) return
+      if (recorded.length > 0) {
+        const logprobs = recorded.splice(0, chunk.tokenIds.length)
+        if (logprobs.length !== chunk.tokenIds.length || logprobs.some((lp, i) => lp.token !== chunk.tokenIds[i])) {
+          throw new Error('recorded logprobs do not match the emitted tokens')
+        }
+        chunk.logprobs = logprobs
+      }
+      stream.push(chunk)
+    }
+    let inFlight: Promise<DecodeStep | undefined> | undefined
     let finishReason: FinishReason = 'stop'
     let sampled = 0
     let received = 0
@@ -845,7 +1227,8 @@ class DefaultModelRuntime implements ModelRuntime {
     let lastAt = 0
     try {
       while (true) {
-        const next = tokens.next()
+        const next = source.next()
+        inFlight = next
         // Lost to an abort, it settles later: never leave it as an unhandled rejection.
         next.catch(() => {})
         const step = await Promise.race([next, aborted])
@@ -853,22 +1236,23 @@ class DefaultModelRuntime implements ModelRuntime {
           finishReason = 'aborted'
           break
         }
-        if (step.done === true) break
-        const token = step.value
+        inFlight = undefined
+        if (step === undefined) break
+        const { token } = step
         lastAt = performance.now()
         if (received++ === 0) firstAt = lastAt
         if (model.isEogToken(token) || loaded.stopTokens.has(token)) break
         sampled++
+        if (step.logprob !== undefined) recorded.push(step.logprob)
         const { chunk, stopped } = assembler.add(token)
-        if (chunk !== undefined) stream.push(chunk)
+        emit(chunk)
         if (stopped) break
         if (sampled >= task.maxTokens) {
           finishReason = 'length'
           break
         }
       }
-      const rest = assembler.flush()
-      if (rest !== undefined) stream.push(rest)
+      emit(assembler.flush())
       stream.push({
         type: 'done',
         finishReason,
@@ -878,7 +1262,8 @@ class DefaultModelRuntime implements ModelRuntime {
       stream.end()
     } finally {
       // Waits for an in-flight decode step, then wipes the sequence so the next task starts clean.
-      await tokens.return().catch(() => {})
+      await inFlight?.catch(() => {})
+      await source.close().catch(err => this.log.warn('closing the decoder failed', { slot: slot.index, err }))
       await sequence.clearHistory().catch(err => this.log.warn('clearing sequence failed', { slot: slot.index, err }))
       this.record(acquiredAt, firstAt, lastAt, received)
       this.log.debug('task finished', {
