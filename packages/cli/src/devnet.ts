@@ -136,7 +136,10 @@ export async function runDevnet(argv: string[]): Promise<number> {
       '--key-rate-per-minute',
       String(values.keyRatePerMinute),
       '--key-max-concurrent',
-      String(values.keyMaxConcurrent)
+      String(values.keyMaxConcurrent),
+      // The distributor holds its own copy of the model to re-score sampled outputs.
+      '--reference-model',
+      modelPath!
     ])
     const suppliers = Array.from({ length: values.suppliers }, (_, i) =>
       start(`supplier-${i + 1}`, [

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
 import { type ApiKeyRecord, ApiKeyStore, createGateway, SupplierDirectory, TaskRouter } from '@gcn/distributor'
+import { createModelRuntime, createRuntimeReferee } from '@gcn/supplier'
 import { untilSignal } from './process.js'
 import { roleOptions, startRoleNode } from './role.js'
 
@@ -19,6 +20,20 @@ export const distributorSchema = {
     type: 'string',
     valueName: 'FILE',
     description: 'JSON array of {gameId, keyHash (sha256 hex), ratePerMinute, maxConcurrent}'
+  },
+  referenceModel: {
+    type: 'string',
+    valueName: 'PATH',
+    description:
+      'GGUF copy of a served model; sampled outputs are re-scored with it (proof of inference). Without it verdicts stay unchecked'
+  },
+  referenceThreads: { type: 'integer', min: 1, max: 256, default: 1, description: 'CPU threads for re-scoring' },
+  proofSampleRate: {
+    type: 'number',
+    min: 0,
+    max: 1,
+    default: 0.1,
+    description: 'share of tasks re-scored once a supplier has 20 verified tasks'
   },
   firstTokenTimeoutMs: {
     type: 'integer',
@@ -74,9 +89,17 @@ export async function runDistributor(argv: string[]): Promise<number> {
   })
   const { log, node } = await startRoleNode('distributor', values)
   const directory = new SupplierDirectory({}, { node, logger: log })
+  const reference =
+    values.referenceModel === undefined
+      ? undefined
+      : createModelRuntime(
+          { modelPath: values.referenceModel, slots: 1, threads: values.referenceThreads },
+          { logger: log.child('reference') }
+        )
+  await reference?.start()
   const router = new TaskRouter(
-    { firstTokenTimeoutMs: values.firstTokenTimeoutMs, maxAttempts: values.maxAttempts },
-    { node, directory, logger: log }
+    { firstTokenTimeoutMs: values.firstTokenTimeoutMs, maxAttempts: values.maxAttempts, proofSampleRate: values.proofSampleRate },
+    { node, directory, logger: log, ...(reference === undefined ? {} : { referee: createRuntimeReferee(reference) }) }
   )
   const gateway = createGateway({ host: values.gatewayHost, port: values.gatewayPort, apiKeys }, { backend: router, logger: log })
   await node.start()
@@ -87,7 +110,9 @@ export async function runDistributor(argv: string[]): Promise<number> {
   )
   return untilSignal(log, async () => {
     await gateway.stop()
+    await router.settled()
     directory.stop()
     await node.stop()
+    await reference?.stop()
   })
 }
