@@ -186,29 +186,22 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
     expect(verdicts.filter(v => v.verdict === 'verified')).to.have.length(HONEST_TASKS)
   })
 
-  it('(a) a supplier serving another model (other seed, same shape) under the true id is caught by re-scoring', async () => {
-    const cheat = await supplier(impersonate(await runtime(otherModel), reference.info.id))
-    const { router, verdicts } = await distributor([cheat])
-    for (let i = 0; i < 3; i++) {
-      await run(router, request(i))
-      await router.settled()
-    }
-    // Every checked task is caught (and the third failure bans the supplier).
-    expect(verdicts.map(v => v.verdict)).to.deep.equal(['failed', 'failed', 'failed'])
-    expect(verdicts[2]!.banned).to.equal(true)
-  })
-
-  it('(b) a supplier serving a smaller model under the true id is caught by re-scoring', async () => {
-    const cheat = await supplier(impersonate(await runtime(smallerModel), reference.info.id))
-    const { router, verdicts } = await distributor([cheat])
-    for (let i = 0; i < 3; i++) {
-      await run(router, request(i))
-      await router.settled()
-    }
-    // Every checked task is caught (and the third failure bans the supplier).
-    expect(verdicts.map(v => v.verdict)).to.deep.equal(['failed', 'failed', 'failed'])
-    expect(verdicts[2]!.banned).to.equal(true)
-  })
+  for (const [label, path] of [
+    ['(a) a supplier serving another model (other seed, same shape)', () => otherModel],
+    ['(b) a supplier serving a smaller model', () => smallerModel]
+  ] as const) {
+    it(`${label} under the true id is caught by re-scoring on every checked task`, async () => {
+      const cheat = await supplier(impersonate(await runtime(path()), reference.info.id))
+      const { router, verdicts } = await distributor([cheat])
+      for (let i = 0; i < 3; i++) {
+        await run(router, request(i))
+        await router.settled()
+      }
+      // Every checked task is caught (and the third failure bans the supplier).
+      expect(verdicts.map(v => v.verdict)).to.deep.equal(['failed', 'failed', 'failed'])
+      expect(verdicts[2]!.banned).to.equal(true)
+    })
+  }
 
   it('(c) random tokens with well-formed codes are caught by re-scoring, and (under greedy) by the always-on checks when implausible', async () => {
     const cheat = await supplier(randomTokens(reference.info.id))

@@ -18,7 +18,9 @@ import { GcnError, InvalidMessageError } from './errors.js'
  * reference copy of the model is what catches a wrong model or forged tokens.
  *
  * Wire cost: a record is ~13 bytes (varint id, zig-zag varint logprob, K = 2
- * alternatives) plus 1 byte per token for codes.
+ * alternatives), plus codes (~1 byte per token) and ~4 bytes of segment
+ * framing per chunk: ~18.5 bytes per token when every token is its own chunk
+ * (measured, BENCHMARKS.md).
  */
 export const PROOF_VERSION = 1
 export const PROOF_TOP_K = 2
