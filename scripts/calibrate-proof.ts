@@ -5,23 +5,35 @@
  *   node --import tsx --import @gcn/core/polyfill scripts/calibrate-proof.ts [options]
  *
  *   --small         also the small preset (85M parameters, F16; slower)
+ *   --presets LIST  comma-separated presets instead (e.g. small)
  *   --runs N        generations per mode (greedy, sampled) and setting; default 12 (small: N/3)
  *   --tokens N      maxTokens per generation; default 96
  *   --bench         instead: recording overhead, tok/s with and without (threads 1, one slot)
  *   --bench-runs N  generations per variant in --bench; default 30 (small: N/5)
+ *   --quick         threads 1, one slot only (thread count and batching never changed a value here)
  *
  * Generates the test models with writeGguf in a temp dir, runs generations (greedy and sampled)
  * under several settings (threads 1/2; one slot, or two slots with two tasks at once; flash
- * attention on/off), then re-scores each output with a separate runtime (threads 1, one slot;
- * once with flash attention on, once off) and prints the distribution of |Δ logprob| as markdown.
+ * attention on/off; F16 or F32 KV cache), then re-scores each output with a separate runtime
+ * (threads 1, one slot; each numerics variant) and prints the distribution of |Δ logprob| as
+ * markdown: for the chosen token, and for the top-K order statistics (i-th best logprob).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type GenerationParams, type InferenceInput, silentLogger, type TokenLogprob } from '@gcn/core'
+import {
+  encodeProofSegment,
+  type GenerationParams,
+  type InferenceInput,
+  LOGPROB_SCALE,
+  PROOF_TOP_K,
+  silentLogger,
+  type TokenLogprob,
+  toRecord
+} from '@gcn/core'
 import { type ModelPresetName, writeGguf } from '../packages/supplier/src/gguf-writer.js'
-import { RESCORE_TOLERANCE } from '../packages/supplier/src/rescore.js'
+import { compareLogprobs, QUANTISED_RESCORE_TOLERANCE, RESCORE_TOLERANCE } from '../packages/supplier/src/rescore.js'
 import { createModelRuntime, type GenerationChunk, type ModelRuntime, type ModelRuntimeInit } from '../packages/supplier/src/runtime.js'
 
 const { values: args } = parseArgs({
@@ -30,7 +42,9 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '12' },
     tokens: { type: 'string', default: '96' },
     bench: { type: 'boolean', default: false },
-    'bench-runs': { type: 'string', default: '30' }
+    'bench-runs': { type: 'string', default: '30' },
+    quick: { type: 'boolean', default: false },
+    presets: { type: 'string' }
   }
 })
 const RUNS = Number(args.runs)
@@ -73,15 +87,26 @@ function paramsFor(run: number, sampled: boolean): GenerationParams {
   return sampled ? { maxTokens: MAX_TOKENS, temperature: 0.8, topP: 0.95, seed: 1000 + run } : { maxTokens: MAX_TOKENS, temperature: 0 }
 }
 
-interface Setting {
-  threads: number
-  slots: number
+interface Numerics {
   flashAttention: boolean
+  kvCacheType: 'f16' | 'f32'
 }
 
-const SETTINGS: Setting[] = [1, 2].flatMap(threads =>
-  [1, 2].flatMap(slots => [true, false].map(flashAttention => ({ threads, slots, flashAttention })))
-)
+interface Setting extends Numerics {
+  threads: number
+  slots: number
+}
+
+const NUMERICS: Numerics[] = [
+  { flashAttention: true, kvCacheType: 'f16' },
+  { flashAttention: false, kvCacheType: 'f16' },
+  { flashAttention: false, kvCacheType: 'f32' }
+]
+const numericsLabel = (n: Numerics): string => `FA ${n.flashAttention ? 'on' : 'off'}${n.kvCacheType === 'f32' ? ', KV F32' : ''}`
+
+/** Every numerics variant at threads 1/2 × one slot / two slots busy (quick: threads 1, one slot). */
+const settings = (quick: boolean): Setting[] =>
+  (quick ? [1] : [1, 2]).flatMap(threads => (quick ? [1] : [1, 2]).flatMap(slots => NUMERICS.map(n => ({ threads, slots, ...n }))))
 
 async function withRuntime<T>(init: ModelRuntimeInit, body: (runtime: ModelRuntime) => Promise<T>): Promise<T> {
   const runtime = createModelRuntime(init, { logger: silentLogger })
@@ -96,7 +121,7 @@ async function withRuntime<T>(init: ModelRuntimeInit, body: (runtime: ModelRunti
 /** Generations under one setting: with two slots, tasks run two at a time (batched together). */
 async function generateAll(modelPath: string, setting: Setting, runs: number): Promise<Generated[]> {
   return withRuntime(
-    { modelPath, threads: setting.threads, slots: setting.slots, flashAttention: setting.flashAttention },
+    { modelPath, threads: setting.threads, slots: setting.slots, flashAttention: setting.flashAttention, kvCacheType: setting.kvCacheType },
     async runtime => {
       const jobs: Array<() => Promise<Generated>> = []
       for (let run = 0; run < runs; run++) {
@@ -151,19 +176,58 @@ function row(label: string, d: Deltas): string {
   return `| ${label} | ${d.positions} | ${fmt(c.at(-1) ?? Number.NaN)} | ${fmt(quantile(c, 0.99))} | ${fmt(quantile(c, 0.999))} | ${fmt(t.at(-1) ?? Number.NaN)} | ${fmt(quantile(t, 0.99))} | ${fmt(quantile(t, 0.999))} | ${d.top1Differs} | ${d.topSetDiffers} |`
 }
 
+const HEADER =
+  '| generation → re-score (threads 1, one slot) | positions | chosen max | chosen p99 | chosen p999 | top-K max | top-K p99 | top-K p999 | top-1 id differs | top-K set differs |'
+
 const emptyDeltas = (): Deltas => ({ chosen: [], top: [], positions: 0, top1Differs: 0, topSetDiffers: 0 })
 
-async function calibrate(preset: ModelPresetName, modelPath: string, runs: number): Promise<number> {
-  console.log(`\n### ${preset} model: ${runs} greedy + ${runs} sampled generations per setting, maxTokens ${MAX_TOKENS}\n`)
+/** Wire size of the records (core's proof segment encoding, quantised to 1/256 nat, K = PROOF_TOP_K). */
+function recordBytes(generated: Generated[]): { perToken: number; chosenInTop: number } {
+  let bytes = 0
+  let tokens = 0
+  let chosenInTop = 0
+  for (const g of generated) {
+    const records = g.logprobs.map(lp => toRecord(lp, PROOF_TOP_K))
+    // Minus the segment's own framing (version, count, code count, final flag).
+    bytes +=
+      encodeProofSegment({ records, codes: [], final: false }).length - encodeProofSegment({ records: [], codes: [], final: false }).length
+    tokens += records.length
+    chosenInTop += g.logprobs.filter(lp => lp.top.some(alt => alt.token === lp.token)).length
+  }
+  return { perToken: bytes / tokens, chosenInTop: chosenInTop / tokens }
+}
+
+/** The same outputs re-scored by a model from another seed: how far a wrong model lands. */
+async function wrongModel(otherPath: string, generated: Generated[]): Promise<void> {
+  const deltas: number[] = []
+  let flagged = 0
+  let positions = 0
+  await withRuntime({ modelPath: otherPath, threads: 1, slots: 1 }, async other => {
+    for (const g of generated) {
+      const rescored = await other.rescore(other.tokenizeInput(g.input), g.ids)
+      for (const [i, lp] of g.logprobs.entries()) deltas.push(Math.abs(lp.logprob - rescored[i]!.logprob))
+      const comparison = compareLogprobs(g.logprobs, rescored)
+      flagged += new Set(comparison.mismatches.map(m => m.index)).size
+      positions += g.logprobs.length
+    }
+  })
+  const d = sorted(deltas)
   console.log(
-    '| generation → re-score (threads 1, one slot) | positions | chosen max | chosen p99 | chosen p999 | top-K max | top-K p99 | top-K p999 | top-1 id differs | top-K set differs |'
+    `\nWrong model (same preset, seed 2) re-scoring ${positions} positions: chosen |Δ| p1 ${fmt(quantile(d, 0.01))}, ` +
+      `p10 ${fmt(quantile(d, 0.1))}, median ${fmt(quantile(d, 0.5))}; positions outside RESCORE_TOLERANCE: ${((flagged / positions) * 100).toFixed(1)} %`
   )
+}
+
+async function calibrate(preset: ModelPresetName, modelPath: string, otherPath: string, runs: number): Promise<number> {
+  console.log(`\n### ${preset} model: ${runs} greedy + ${runs} sampled generations per setting, maxTokens ${MAX_TOKENS}\n`)
+  console.log(HEADER)
   console.log('|---|---|---|---|---|---|---|---|---|---|')
   const all = emptyDeltas()
-  for (const setting of SETTINGS) {
+  const byNumerics = new Map<string, Deltas>()
+  for (const setting of settings(args.quick)) {
     const generated = await generateAll(modelPath, setting, runs)
-    for (const refFlash of [true, false]) {
-      const rescored = await withRuntime({ modelPath, threads: 1, slots: 1, flashAttention: refFlash }, async reference => {
+    for (const ref of NUMERICS) {
+      const rescored = await withRuntime({ modelPath, threads: 1, slots: 1, ...ref }, async reference => {
         const out: TokenLogprob[][] = []
         for (const g of generated) out.push(await reference.rescore(reference.tokenizeInput(g.input), g.ids))
         return out
@@ -171,12 +235,24 @@ async function calibrate(preset: ModelPresetName, modelPath: string, runs: numbe
       const d = emptyDeltas()
       compare(generated, rescored, d)
       compare(generated, rescored, all)
-      const label = `threads ${setting.threads}, ${setting.slots === 1 ? '1 slot' : '2 slots busy'}, FA ${setting.flashAttention ? 'on' : 'off'} → FA ${refFlash ? 'on' : 'off'}`
-      console.log(row(label, d))
+      const pair = `${numericsLabel(setting)} → ${numericsLabel(ref)}`
+      if (!byNumerics.has(pair)) byNumerics.set(pair, emptyDeltas())
+      compare(generated, rescored, byNumerics.get(pair)!)
+      console.log(row(`threads ${setting.threads}, ${setting.slots === 1 ? '1 slot' : '2 slots busy'}, ${pair}`, d))
     }
   }
   console.log(row('**all**', all))
-  return Math.max(...all.chosen, ...all.top)
+  console.log('\nBy numerics (generation → re-score), thread/slot settings pooled:\n')
+  console.log(HEADER.replace('generation → re-score (threads 1, one slot)', 'numerics'))
+  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  for (const [pair, d] of byNumerics) console.log(row(pair, d))
+  const sample = await generateAll(modelPath, { threads: 1, slots: 1, flashAttention: true, kvCacheType: 'f16' }, runs)
+  await wrongModel(otherPath, sample)
+  const size = recordBytes(sample)
+  console.log(
+    `Record size at 1/${LOGPROB_SCALE} nat, K = ${PROOF_TOP_K}: ${size.perToken.toFixed(2)} bytes/token (chosen token among the top-K: ${(size.chosenInTop * 100).toFixed(0)} %)`
+  )
+  return all.chosen.concat(all.top).reduce((a, b) => Math.max(a, b), 0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,6 +277,8 @@ async function timed(runtime: ModelRuntime, input: InferenceInput, params: Gener
   return { tokens: tokens - 1, ms: last - first }
 }
 
+const sorted = (xs: number[]): number[] => xs.slice().sort((a, b) => a - b)
+
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b)
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
@@ -210,7 +288,8 @@ async function bench(preset: ModelPresetName, modelPath: string, runs: number): 
   const variants: Array<{ label: string; init: Partial<ModelRuntimeInit> }> = [
     { label: 'recording on', init: { recordLogprobs: true } },
     { label: 'recording off', init: { recordLogprobs: false } },
-    { label: 'public evaluate() (previous loop)', init: { forcePublicDecoder: true } }
+    { label: 'public evaluate() (previous loop)', init: { forcePublicDecoder: true } },
+    { label: 'recording on, flash attention off', init: { recordLogprobs: true, flashAttention: false } }
   ]
   const maxTokens = preset === 'tiny' ? 400 : 160
   const input: InferenceInput = { kind: 'prompt', prompt: 'The king said' }
@@ -238,12 +317,14 @@ async function bench(preset: ModelPresetName, modelPath: string, runs: number): 
           totals[v]!.ms += speed.ms
         }
       }
-      const off = median(rates[1]!)
       for (const [v, variant] of variants.entries()) {
-        const m = median(rates[v]!)
         const overall = (totals[v]!.tokens * 1000) / totals[v]!.ms
-        const vsOff = v === 1 ? '—' : `${(((m - off) / off) * 100).toFixed(1)} %`
-        console.log(`| ${preset} | ${mode} | ${variant.label} | ${m.toFixed(0)} | ${overall.toFixed(0)} | ${vsOff} |`)
+        // Paired: each round's rate over the same round's recording-off rate.
+        const ratios = rates[v]!.map((rate, run) => rate / rates[1]![run]! - 1)
+        const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`
+        const vsOff =
+          v === 1 ? '—' : `${pct(median(ratios))} (${pct(quantile(sorted(ratios), 0.25))} … ${pct(quantile(sorted(ratios), 0.75))})`
+        console.log(`| ${preset} | ${mode} | ${variant.label} | ${median(rates[v]!).toFixed(0)} | ${overall.toFixed(0)} | ${vsOff} |`)
       }
     }
   } finally {
@@ -253,27 +334,29 @@ async function bench(preset: ModelPresetName, modelPath: string, runs: number): 
 
 const dir = await mkdtemp(join(tmpdir(), 'gcn-calibrate-'))
 try {
-  const presets: ModelPresetName[] = args.small ? ['tiny', 'small'] : ['tiny']
+  const presets = (args.presets?.split(',') ?? (args.small ? ['tiny', 'small'] : ['tiny'])) as ModelPresetName[]
   const paths = new Map<ModelPresetName, string>()
   for (const preset of presets) {
     const path = join(dir, `${preset}.gguf`)
     await writeGguf(path, { preset, seed: 1 })
     paths.set(preset, path)
+    if (!args.bench) await writeGguf(join(dir, `${preset}-other.gguf`), { preset, seed: 2 })
   }
   if (args.bench) {
-    console.log('\n| model | mode | variant | median tok/s | overall tok/s | vs recording off |')
+    console.log('\n| model | mode | variant | median tok/s | overall tok/s | vs recording off, paired per round: median (p25 … p75) |')
     console.log('|---|---|---|---|---|---|')
     for (const preset of presets)
       await bench(preset, paths.get(preset)!, preset === 'tiny' ? BENCH_RUNS : Math.max(3, Math.round(BENCH_RUNS / 5)))
   } else {
     let worst = 0
     for (const preset of presets) {
-      worst = Math.max(worst, await calibrate(preset, paths.get(preset)!, preset === 'tiny' ? RUNS : Math.max(2, Math.round(RUNS / 3))))
+      const runs = preset === 'tiny' ? RUNS : Math.max(2, Math.round(RUNS / 3))
+      worst = Math.max(worst, await calibrate(preset, paths.get(preset)!, join(dir, `${preset}-other.gguf`), runs))
     }
-    const suggested = worst * 100
-    console.log(`\nLargest |Δ| observed: ${fmt(worst)} nat. Suggested tolerance (max × 100): ${fmt(suggested)} nat.`)
+    console.log(`\nLargest |Δ| observed: ${fmt(worst)} nat; × 3 safety factor: ${fmt(worst * 3)} nat.`)
     console.log(
-      `Current RESCORE_TOLERANCE: ${RESCORE_TOLERANCE} nat (${(RESCORE_TOLERANCE / Math.max(worst, 1e-12)).toFixed(0)}× the largest |Δ|).`
+      `RESCORE_TOLERANCE: ${RESCORE_TOLERANCE} nat (${(RESCORE_TOLERANCE / Math.max(worst, 1e-12)).toFixed(1)}× the largest |Δ|); ` +
+        `for records quantised to 1/${LOGPROB_SCALE} nat: ${QUANTISED_RESCORE_TOLERANCE.toFixed(4)} nat.`
     )
   }
 } finally {

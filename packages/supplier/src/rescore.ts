@@ -20,14 +20,16 @@ export const MAX_PROOF_TOP_K = 32
 
 /**
  * Largest |Δ logprob| (nats) between a recorded and a re-scored value that still counts as
- * agreement. Calibrated with scripts/calibrate-proof.ts on the tiny and small test models
- * (threads 1–2, one or two slots busy at once, flash attention on and off): the largest
- * difference observed was 1.9e-5 nat (small, flash attention on), so 0.01 nat leaves a
- * safety factor of ~500 and is still ~2.5 quantisation steps of 1/256 nat. Quantised
- * records (core's quantiseLogprob) add up to 1/512 nat of rounding on each side: compare those
- * with QUANTISED_RESCORE_TOLERANCE.
+ * agreement. Calibrated with scripts/calibrate-proof.ts on the tiny (F32) and small (F16) test
+ * models, ~104k positions, greedy and sampled, threads 1–2, one slot or two busy, flash attention
+ * on/off, F16/F32 KV cache on either side: the largest difference seen was 0.017 nat (small, flash
+ * attention on while generating); p99 ≤ 0.011. Thread count and batching never changed a value;
+ * flash attention while generating is the main source (off: ≤ 0.006 small, ≤ 0.0012 tiny; F32
+ * weights + F32 KV + no flash attention on both sides: ~4e-6). 0.05 nat is ~3× the worst case;
+ * a model from another seed lands ≥ 0.7 nat away at 99 % of positions (median 9 nat).
+ * Re-calibrate for real models: their kernels (quantised weights) differ.
  */
-export const RESCORE_TOLERANCE = 0.01
+export const RESCORE_TOLERANCE = 0.05
 /** RESCORE_TOLERANCE plus one quantisation step (1/256 nat) for records rounded to 1/256 nat. */
 export const QUANTISED_RESCORE_TOLERANCE = RESCORE_TOLERANCE + 1 / 256
 

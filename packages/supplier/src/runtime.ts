@@ -27,11 +27,10 @@
  *   takes no grammar). So the decode loop (NativeDecoder) drives the sequence through the internals
  *   `LlamaContextSequence` itself uses in `evaluate()` (`_decodeTokens`, `_resolveSamplerConfig`,
  *   the native `sampleToken`): the task's sampler samples exactly as `evaluate()` would (same chain,
- *   same RNG stream, same ids), and a second, greedy sampler reads the raw logits of the same batch
- *   position (`includeTop` K, the chosen token, and the total logit weight). A greedy task without
- *   a grammar needs only the one call: a greedy sampler does not alter the logits. The internals
- *   are checked at load; without them (another node-llama-cpp version) generation falls back to
- *   `evaluate()` and records nothing, with a warning.
+ *   same RNG stream, same ids), and extra samplers read the raw logits of the same batch position
+ *   (see RecordMode). Re-scoring uses the same path. The internals are checked at load; without
+ *   them (another node-llama-cpp version) generation falls back to `evaluate()` and records
+ *   nothing, with a warning, and re-scoring to the public controlledEvaluate.
  */
 import { randomInt } from 'node:crypto'
 import { basename } from 'node:path'
@@ -74,7 +73,14 @@ import {
   QueueFullError
 } from './errors.js'
 import { normaliseSha256, sha256File, verifyModelFile } from './model-file.js'
-import { DEFAULT_PROOF_TOP_K, MAX_PROOF_TOP_K, type RescoreOptions, rescoreSequence, tokenLogprobFrom } from './rescore.js'
+import {
+  DEFAULT_PROOF_TOP_K,
+  MAX_PROOF_TOP_K,
+  type RescoreOptions,
+  rescoreSequence,
+  resolveRescoreOptions,
+  tokenLogprobFrom
+} from './rescore.js'
 
 export type { TokenLogprob } from '@gcn/core'
 export type { RescoreOptions } from './rescore.js'
@@ -112,6 +118,11 @@ export interface ModelRuntimeInit {
    * brings prefill re-scoring a little closer to token-by-token generation.
    */
   flashAttention?: boolean
+  /**
+   * Type of the KV cache. Default 'f16' (llama.cpp's default). 'f32' doubles its memory and keeps
+   * prefill re-scoring closest to generation. Uses node-llama-cpp's experimental KV cache options.
+   */
+  kvCacheType?: 'f16' | 'f32'
   /** Testing only: decode with the public `sequence.evaluate()` (records no logprobs). */
   forcePublicDecoder?: boolean
 }
@@ -334,6 +345,18 @@ interface NativeAccess {
   sequence(sequence: LlamaContextSequence): SequenceInternals
 }
 
+type SamplerConfig = Parameters<SequenceInternals['_resolveSamplerConfig']>[0]
+
+/** Creates native samplers configured as `evaluate()` would, collecting them for disposal. */
+function samplerFactory(access: NativeAccess, seq: SequenceInternals, into: NativeSampler[]): (config: SamplerConfig) => NativeSampler {
+  return config => {
+    const created = access.createSampler()
+    into.push(created)
+    created.applyConfig(seq._resolveSamplerConfig(config))
+    return created
+  }
+}
+
 /** Same priority `evaluate()` uses. */
 const EVALUATION_PRIORITY = 5
 
@@ -361,6 +384,23 @@ function nativeAccess(model: LlamaModel, context: LlamaContext, probe: LlamaCont
 }
 
 /**
+ * How a NativeDecoder reads raw logits, cheapest first (each native sampleToken call costs a
+ * thread-pool round trip, ~35 µs here; a full sort of the vocabulary, which node-llama-cpp's
+ * `includeTop` does on unsorted candidates, costs O(V log V) and is never asked for):
+ * - 'greedy' (temperature 0, no grammar): the task's greedy sampler leaves the logits raw, so its
+ *   own call returns the chosen token (= the maximum) and the total logit weight; the top-K come
+ *   from a top-K sampler (llama.cpp's partial sort, O(V log K)).
+ * - 'sampled' (temperature > 0, no grammar): the task's chain (top-k over the whole vocabulary,
+ *   top-p, temperature, dist) sorts the candidates by raw logit, so its first K are the raw top-K
+ *   ids (values divided by the temperature); one greedy probe then reads the raw logits of the
+ *   chosen token and those ids plus the total weight. When top-p kept fewer than K candidates, the
+ *   top-K sampler fills in.
+ * - 'grammar': the task's candidates are grammar-masked: the chosen token and the weight come
+ *   from the greedy probe, the top-K from the top-K sampler.
+ */
+type RecordMode = 'greedy' | 'sampled' | 'grammar'
+
+/**
  * The decode loop of `LlamaContextSequence.evaluate()` (prompt, then one token at a time, logits
  * for the last position only), sampling with the task's own sampler exactly as `evaluate()` does,
  * plus the raw logits read for proof of inference (see the notes at the top of the file).
@@ -368,9 +408,11 @@ function nativeAccess(model: LlamaModel, context: LlamaContext, probe: LlamaCont
 class NativeDecoder implements TokenSource {
   private input: Token[]
   private readonly sampler: NativeSampler
-  /** Greedy sampler without grammar that reads raw logits; undefined when the task's sampler can. */
+  private readonly mode: RecordMode
+  /** Greedy, no grammar: reads raw logits of given tokens, the maximum and the total weight. */
   private readonly probe: NativeSampler | undefined
-  private readonly filterSize: number
+  /** top-k = K then temperature 1: its candidates are the raw top-K, sorted. */
+  private readonly topSampler: NativeSampler | undefined
 
   constructor(
     private readonly seq: SequenceInternals,
@@ -381,26 +423,16 @@ class NativeDecoder implements TokenSource {
     private readonly topK: number | undefined
   ) {
     this.input = task.promptTokens
-    this.filterSize = Math.max(1, topK ?? 0)
-    this.sampler = access.createSampler()
+    this.mode = grammarEvaluationState !== undefined ? 'grammar' : task.temperature <= 0 ? 'greedy' : 'sampled'
+    const samplers: NativeSampler[] = []
+    const sampler = samplerFactory(access, seq, samplers)
     try {
-      this.sampler.applyConfig(
-        seq._resolveSamplerConfig({
-          temperature: task.temperature,
-          topP: task.topP,
-          topK: 0,
-          minP: 0,
-          seed: task.seed,
-          grammarEvaluationState
-        })
-      )
-      const readsRaw = task.temperature <= 0 && grammarEvaluationState === undefined
-      if (topK !== undefined && !readsRaw) {
-        this.probe = access.createSampler()
-        this.probe.applyConfig(seq._resolveSamplerConfig({ temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0 }))
-      }
+      const { temperature, topP, seed } = task
+      this.sampler = sampler({ temperature, topP, topK: 0, minP: 0, seed, grammarEvaluationState })
+      if (topK !== undefined && this.mode !== 'greedy') this.probe = sampler({ temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0 })
+      if (topK !== undefined && topK > 1) this.topSampler = sampler({ temperature: 1, topP: 1, topK, minP: 0, seed: 0 })
     } catch (err) {
-      this.sampler.dispose()
+      for (const created of samplers) created.dispose()
       throw err
     }
   }
@@ -427,38 +459,118 @@ class NativeDecoder implements TokenSource {
   async close(): Promise<void> {
     this.sampler.dispose()
     this.probe?.dispose()
+    this.topSampler?.dispose()
   }
 
   private async sample(batchLogitIndex: number): Promise<DecodeStep> {
     const ctx = this.seq._context._ctx
-    if (this.topK === undefined) return { token: sampled(await ctx.sampleToken(batchLogitIndex, this.sampler)) }
-    if (this.probe === undefined) {
-      // Greedy without grammar: the chain only picks the argmax, the logits it reports are raw.
-      const [token, , , logits, weight] = await ctx.sampleToken(
-        batchLogitIndex,
-        this.sampler,
-        false,
-        false,
-        [[], false, false, true, this.filterSize],
-        true
-      )
-      return { token: sampled(token), logprob: this.record(token, logits, weight) }
+    const topK = this.topK
+    if (topK === undefined) return { token: sampled(await ctx.sampleToken(batchLogitIndex, this.sampler)) }
+    /** Raw logits of the true top-K, sorted (top-K sampler); empty when K ≤ 1. */
+    const rawTop = async (): Promise<number[]> =>
+      this.topSampler === undefined
+        ? []
+        : ((await ctx.sampleToken(batchLogitIndex, this.topSampler, false, false, [[], false, false, false, topK], false))[3] ?? [])
+    let token: Token
+    let raw: number[] | undefined
+    let weight: number | undefined
+    let top: number[] = []
+    if (this.mode === 'greedy') {
+      // includeSelected: the chosen token, which greedy makes the maximum.
+      ;[token, , , raw, weight] = await this.call(batchLogitIndex, this.sampler, [[], false, false, true, 0], true)
+      top = await rawTop()
+    } else {
+      let ids: number[] = []
+      if (this.mode === 'sampled' && topK > 0) {
+        const [chosen, , , scaled] = await this.call(batchLogitIndex, this.sampler, [[], false, false, false, topK], false)
+        token = chosen
+        for (let i = 0; i < (scaled?.length ?? 0); i += 2) ids.push(scaled![i]!)
+        if (ids.length < topK) {
+          top = await rawTop()
+          ids = []
+        }
+      } else {
+        token = sampled(await ctx.sampleToken(batchLogitIndex, this.sampler))
+        top = await rawTop()
+      }
+      // includeSelected: the greedy probe's choice is the maximum, needed with the total weight.
+      ;[, , , raw, weight] = await this.call(batchLogitIndex, this.probe!, [[token, ...ids], false, false, true, 0], true)
     }
-    const token = sampled(await ctx.sampleToken(batchLogitIndex, this.sampler))
-    const [, , , logits, weight] = await ctx.sampleToken(
-      batchLogitIndex,
-      this.probe,
-      false,
-      false,
-      [[token], false, false, false, this.filterSize],
-      true
-    )
-    return { token, logprob: this.record(token, logits, weight) }
+    if (raw === undefined || weight === undefined) throw new Error('the sampler returned no logits')
+    return { token, logprob: tokenLogprobFrom(token, top.length === 0 ? raw : raw.concat(top), weight, topK) }
   }
 
-  private record(token: number, logits: number[] | undefined, weight: number | undefined): TokenLogprob {
-    if (logits === undefined || weight === undefined) throw new Error('the sampler returned no logits')
-    return tokenLogprobFrom(token, logits, weight, this.topK!)
+  private async call(
+    batchLogitIndex: number,
+    sampler: NativeSampler,
+    filter: NativeLogitsFilter,
+    totalLogitWeight: boolean
+  ): Promise<[Token, unknown, unknown, number[] | undefined, number | undefined]> {
+    const [token, probabilities, confidence, logits, weight] = await this.seq._context._ctx.sampleToken(
+      batchLogitIndex,
+      sampler,
+      false,
+      false,
+      filter,
+      totalLogitWeight
+    )
+    return [sampled(token), probabilities, confidence, logits, weight]
+  }
+}
+
+/**
+ * Re-scoring through the same internals as NativeDecoder: one `_decodeTokens` over prompt + output
+ * (logits only at the requested positions), and per position a greedy probe (the emitted token's
+ * raw logit, the maximum, the total weight) plus the top-K sampler. Same numbers as
+ * rescoreSequence (public controlledEvaluate) but without its O(V log V) sort per position
+ * (`includeTop` on unsorted candidates), which dominates for large vocabularies.
+ */
+async function rescoreNative(
+  access: NativeAccess,
+  sequence: LlamaContextSequence,
+  promptTokens: readonly number[],
+  outputTokens: readonly number[],
+  options: RescoreOptions
+): Promise<TokenLogprob[]> {
+  const { positions, topK } = resolveRescoreOptions(outputTokens.length, options)
+  if (positions.length === 0) return []
+  const seq = access.sequence(sequence)
+  const offset = promptTokens.length - 1
+  const last = positions.reduce((a, b) => Math.max(a, b), 0)
+  const tokens = [...promptTokens, ...outputTokens.slice(0, last)] as Token[]
+  const logits: (true | undefined)[] = []
+  for (const position of positions) logits[offset + position] = true
+  const samplers: NativeSampler[] = []
+  const sampler = samplerFactory(access, seq, samplers)
+  try {
+    const probe = sampler({ temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0 })
+    const topSampler = topK > 1 ? sampler({ temperature: 1, topP: 1, topK, minP: 0, seed: 0 }) : undefined
+    const ctx = seq._context._ctx
+    const results = await seq._decodeTokens(
+      tokens,
+      logits,
+      EVALUATION_PRIORITY,
+      seq._tokenMeter,
+      seq._contextShift,
+      async (batchLogitIndex, tokenIndex) => {
+        const token = outputTokens[tokenIndex - offset]!
+        const [, , , raw, weight] = await ctx.sampleToken(batchLogitIndex, probe, false, false, [[token], false, false, true, 0], true)
+        const top =
+          topSampler === undefined
+            ? []
+            : ((await ctx.sampleToken(batchLogitIndex, topSampler, false, false, [[], false, false, false, topK], false))[3] ?? [])
+        if (raw === undefined || weight === undefined) throw new Error('the sampler returned no logits')
+        return tokenLogprobFrom(token, top.length === 0 ? raw : raw.concat(top), weight, topK)
+      },
+      seq._takeIntervalCheckpointIfNeededAfterBatch
+    )
+    return positions.map(position => {
+      const result = results[offset + position]
+      if (result === undefined) throw new Error(`no logits came back for output position ${position}`)
+      return result
+    })
+  } finally {
+    for (const created of samplers) created.dispose()
   }
 }
 
@@ -716,6 +828,9 @@ class DefaultModelRuntime implements ModelRuntime {
     const topK = positiveInt(init.proofTopK, DEFAULT_PROOF_TOP_K, 'proofTopK', 0)
     if (topK > MAX_PROOF_TOP_K) throw new RangeError(`proofTopK must be at most ${MAX_PROOF_TOP_K}, got ${topK}`)
     this.recordTopK = init.recordLogprobs === false ? undefined : topK
+    if (init.kvCacheType !== undefined && init.kvCacheType !== 'f16' && init.kvCacheType !== 'f32') {
+      throw new RangeError(`kvCacheType must be 'f16' or 'f32', got ${String(init.kvCacheType)}`)
+    }
     if (init.expectedSha256 !== undefined) normaliseSha256(init.expectedSha256)
   }
 
@@ -784,6 +899,7 @@ class DefaultModelRuntime implements ModelRuntime {
       this.checkTokens(loaded, promptTokens, 'promptTokens')
       this.checkTokens(loaded, outputTokens, 'outputTokens')
       if (promptTokens.length === 0) throw new InvalidInputError('the prompt is empty')
+      resolveRescoreOptions(outputTokens.length, options)
       // Evaluated: the prompt and the output up to its last token (whose successor is not needed).
       const evaluated = promptTokens.length + outputTokens.length - 1
       if (evaluated > loaded.info.contextSize - 1) throw new PromptTooLongError(evaluated, loaded.info.contextSize - 1)
@@ -799,7 +915,10 @@ class DefaultModelRuntime implements ModelRuntime {
     const run = async (): Promise<TokenLogprob[]> => {
       const slot = await this.acquire(controller.signal)
       try {
-        const result = await rescoreSequence(slot.sequence, promptTokens, outputTokens, { ...options, signal: undefined })
+        const result =
+          loaded.native === undefined
+            ? await rescoreSequence(slot.sequence, promptTokens, outputTokens, { ...options, signal: undefined })
+            : await rescoreNative(loaded.native, slot.sequence, promptTokens, outputTokens, options)
         if (controller.signal.aborted) throw new AbortedError('re-scoring aborted', { cause: controller.signal.reason })
         return result
       } finally {
@@ -876,7 +995,8 @@ class DefaultModelRuntime implements ModelRuntime {
           contextSize,
           sequences: this.slotCount,
           threads: this.threads,
-          ...(this.init.flashAttention === undefined ? {} : { flashAttention: this.init.flashAttention })
+          ...(this.init.flashAttention === undefined ? {} : { flashAttention: this.init.flashAttention }),
+          ...(this.init.kvCacheType === 'f32' ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {})
         })
       } catch (err) {
         throw new ModelLoadError(`cannot load model ${basename(modelPath)}: ${(err as Error).message}`, {
@@ -909,6 +1029,7 @@ class DefaultModelRuntime implements ModelRuntime {
         slots: this.slotCount,
         threads: this.threads,
         flashAttention: context.flashAttention,
+        kvCacheType: this.init.kvCacheType ?? 'f16',
         recordLogprobs: this.recordTopK !== undefined && native !== undefined,
         chatWrapper: chatWrapper.wrapperName,
         loadMs: Math.round(performance.now() - startedAt)

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type GenerationParams, type InferenceInput, silentLogger, type TokenLogprob } from '@gcn/core'
+import { AbortedError, type GenerationParams, type InferenceInput, silentLogger, type TokenLogprob } from '@gcn/core'
 import { expect } from 'chai'
 import { InvalidInputError, PromptTooLongError } from '../src/errors.js'
 import { writeGguf } from '../src/gguf-writer.js'
@@ -148,6 +148,27 @@ describe('proof-of-inference data (tiny model, CPU, 1 thread)', () => {
     expect(comparison.ok, JSON.stringify(comparison.mismatches)).to.equal(true)
   })
 
+  it('records the true top-K in every recording path (greedy, sampled, top-p nucleus < K, grammar) for K = 0, 1, 4', async () => {
+    const schema = JSON.stringify({ type: 'object', properties: { ok: { type: 'boolean' } } })
+    for (const topK of [0, 1, 4]) {
+      const r = await started({ slots: 1, proofTopK: topK })
+      for (const [input, params] of [
+        [KING, greedy(32)],
+        [KING, sampled(32, 41)],
+        // top-p this low keeps one candidate: the top-K sampler supplies the alternatives.
+        [CHAT, { maxTokens: 32, temperature: 0.9, topP: 0.01, seed: 42 }],
+        [KING, { maxTokens: 24, temperature: 0.8, seed: 43, jsonSchema: schema }]
+      ] as const) {
+        const out = await generate(r, input, params)
+        expect(out.logprobs).to.have.length(out.ids.length)
+        for (const lp of out.logprobs) expect(lp.top).to.have.length(topK)
+        const rescored = await r.rescore(r.tokenizeInput(input), out.ids, { topK })
+        const comparison = compareLogprobs(out.logprobs, rescored)
+        expect(comparison.ok, `K ${topK} ${JSON.stringify(params)}: ${JSON.stringify(comparison.mismatches.slice(0, 2))}`).to.equal(true)
+      }
+    }
+  })
+
   it('re-scoring an honest generation agrees within the calibrated tolerance at every position', async () => {
     for (const [input, params] of [
       [KING, greedy(96)],
@@ -180,6 +201,7 @@ describe('proof-of-inference data (tiny model, CPU, 1 thread)', () => {
     expect(await rejection(runtime.rescore(prompt, out.ids, { topK: -1 }))).to.be.instanceOf(RangeError)
     expect(await rejection(runtime.rescore(prompt, [1_000_000]))).to.be.instanceOf(InvalidInputError)
     expect(await rejection(runtime.rescore([], out.ids))).to.be.instanceOf(InvalidInputError)
+    expect(await rejection(runtime.rescore(prompt, out.ids, { signal: AbortSignal.abort() }))).to.be.instanceOf(AbortedError)
     expect(await rejection(runtime.rescore(prompt, new Array(600).fill(out.ids[0])))).to.be.instanceOf(PromptTooLongError)
     await until(() => runtime.stats().freeSlots === 2, 1000, 'both slots free again')
   })
@@ -243,6 +265,22 @@ describe('proof-of-inference data (tiny model, CPU, 1 thread)', () => {
       const reference = await generate(publicDecoder, input, params)
       expect(native.ids).to.deep.equal(reference.ids)
       expect(reference.logprobs).to.deep.equal([])
+    }
+  })
+
+  it('re-scores the same through the internals and through the public controlledEvaluate', async () => {
+    const publicRescorer = await started({ slots: 1, forcePublicDecoder: true })
+    for (const [input, params] of [
+      [KING, greedy(64)],
+      [CHAT, sampled(64, 51)]
+    ] as const) {
+      const out = await generate(runtime, input, params)
+      const prompt = runtime.tokenizeInput(input)
+      const native = await runtime.rescore(prompt, out.ids, { topK: 3 })
+      const viaPublic = await publicRescorer.rescore(prompt, out.ids, { topK: 3 })
+      expect(native.map(lp => lp.top.map(t => t.token))).to.deep.equal(viaPublic.map(lp => lp.top.map(t => t.token)))
+      // Same logits; only the float32 summation order of the total weight differs.
+      expect(compareLogprobs(native, viaPublic, 1e-5).ok).to.equal(true)
     }
   })
 
