@@ -186,6 +186,23 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
     expect(verdicts.filter(v => v.verdict === 'verified')).to.have.length(HONEST_TASKS)
   })
 
+  it('never fails an honest greedy task under a JSON-schema grammar (the grammar, not the raw top-1, picks tokens)', async () => {
+    const honest = await supplier(await runtime(trueModel))
+    const { router, verdicts } = await distributor([honest])
+    const schema = JSON.stringify({
+      type: 'object',
+      properties: { mood: { type: 'string', enum: ['calm', 'angry'] }, ok: { type: 'boolean' } },
+      required: ['mood', 'ok']
+    })
+    for (let i = 0; i < 5; i++) {
+      const r = await run(router, request(i, { temperature: 0, maxTokens: 40, jsonSchema: schema }))
+      expect(r.error, String(r.error)).to.equal(undefined)
+      expect(() => JSON.parse(r.text)).to.not.throw()
+    }
+    await router.settled()
+    expect(verdicts.map(v => v.verdict)).to.deep.equal(['verified', 'verified', 'verified', 'verified', 'verified'])
+  })
+
   for (const [label, path] of [
     ['(a) a supplier serving another model (other seed, same shape)', () => otherModel],
     ['(b) a supplier serving a smaller model', () => smallerModel]

@@ -73,7 +73,9 @@ export async function* runTask(
   const responseKey = randomBytes(RESPONSE_KEY_BYTES)
   // Secret per-task nonce: keys the supplier's proof-of-inference chain.
   const nonce = randomBytes(32)
-  const verifier = new ProofVerifier(nonce, taskId, modelId, { greedy: request.params.temperature === 0 })
+  // Under a JSON-schema grammar the best allowed token, not the raw top-1, is chosen even when greedy.
+  const greedy = request.params.temperature === 0 && request.params.jsonSchema === undefined
+  const verifier = new ProofVerifier(nonce, taskId, modelId, { greedy })
   const outputTokenIds: number[] = []
   const wireRequest: TaskRequest = {
     taskId: plainBytes(taskId),
