@@ -312,9 +312,10 @@ export class Supplier {
       for await (const chunk of this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })) {
         if (chunk.type === 'token') {
           if (timing.tokens++ === 0) timing.firstTokenAt = performance.now()
-          // Let the runtime queue the next decode step before we spend CPU on
-          // encoding, sealing and writing this token: the model runs meanwhile.
-          await new Promise<void>(resolve => setImmediate(resolve))
+          // After the first token (sent at once: time to first token matters most), let the
+          // runtime queue the next decode step before we spend CPU on encoding, sealing and
+          // writing this one: the model runs meanwhile.
+          else await new Promise<void>(resolve => setImmediate(resolve))
           await send(
             { text: chunk.text, tokenIds: chunk.tokenIds },
             chunk.logprobs === undefined ? undefined : proof.segment(chunk.logprobs)
