@@ -611,3 +611,15 @@ describe('wire codecs', () => {
     })
   })
 })
+
+describe('wire codecs: 64-bit money fields', () => {
+  // protons-runtime 7 wrote bigint uint64 values in [2^31, 2^32) as zeros (see src/pb/uint64.ts).
+  const values = [0n, 1n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 1n]
+  it('round-trips every magnitude of price and cost in receipts', () => {
+    for (const v of values) {
+      const decoded = ReceiptCodec.decode(ReceiptCodec.encode({ ...receipt(), pricePer1kTokens: v, cost: v }))
+      expect(decoded.pricePer1kTokens, String(v)).to.equal(v)
+      expect(decoded.cost, String(v)).to.equal(v)
+    }
+  })
+})

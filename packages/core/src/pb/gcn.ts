@@ -1,4 +1,5 @@
 import { decodeMessage, encodeMessage, enumeration, MaxLengthError, message, streamMessage } from 'protons-runtime'
+import { writeUint64 } from './uint64.js'
 import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
 import type { Codec, DecodeOptions } from 'protons-runtime'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -195,7 +196,7 @@ export namespace ModelOffer {
 
         if ((obj.pricePer1kTokens != null && obj.pricePer1kTokens !== 0n)) {
           w.uint32(32)
-          w.uint64(obj.pricePer1kTokens)
+          writeUint64(w, obj.pricePer1kTokens)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -2333,12 +2334,12 @@ export namespace Receipt {
 
         if ((obj.pricePer1kTokens != null && obj.pricePer1kTokens !== 0n)) {
           w.uint32(64)
-          w.uint64(obj.pricePer1kTokens)
+          writeUint64(w, obj.pricePer1kTokens)
         }
 
         if ((obj.cost != null && obj.cost !== 0n)) {
           w.uint32(72)
-          w.uint64(obj.cost)
+          writeUint64(w, obj.cost)
         }
 
         if ((obj.blockHeight != null && obj.blockHeight !== 0)) {
