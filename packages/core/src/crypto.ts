@@ -199,7 +199,7 @@ export function seal(recipient: PublicKey | Uint8Array, plaintext: Uint8Array, o
   const eph = takeEphemeral()
   let shared: Uint8Array
   try {
-    shared = x25519.getSharedSecret(eph.secretKey, recipientX)
+    shared = x25519.getSharedSecret(eph.secretKey, recipientX, { reusedPublicKey: true })
   } catch (err) {
     throw new InvalidKeyError('recipient key cannot be used for key agreement', { cause: err })
   } finally {

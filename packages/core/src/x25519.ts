@@ -33,8 +33,12 @@ export interface X25519Impl {
   readonly name: 'node' | 'noble'
   keygen(): { secretKey: Uint8Array; publicKey: Uint8Array }
   getPublicKey(secretKey: Uint8Array): Uint8Array
-  /** Throws on invalid or low-order public keys (callers map it to a typed error). */
-  getSharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array
+  /**
+   * Throws on invalid or low-order public keys (callers map it to a typed error).
+   * `reusedPublicKey` marks a peer's long-lived key worth caching; a one-off
+   * ephemeral key is not cached (it would only evict the useful entries).
+   */
+  getSharedSecret(secretKey: Uint8Array, publicKey: Uint8Array, options?: { reusedPublicKey?: boolean }): Uint8Array
 }
 
 export const nobleImpl: X25519Impl = {
@@ -47,7 +51,7 @@ export const nobleImpl: X25519Impl = {
 function nodeImpl(c: NodeCrypto): X25519Impl {
   type KeyObject = import('node:crypto').KeyObject
   // Building KeyObjects from DER costs ~10× the agreement itself, so keep the ones we reuse:
-  // our own and ephemeral secrets (by array identity) and peers' public keys (by value).
+  // our own and ephemeral secrets (by array identity) and peers' reused public keys (by value).
   const privateKeys = new WeakMap<Uint8Array, KeyObject>()
   const publicKeys = new Map<string, KeyObject>()
   const privateKeyOf = (secretKey: Uint8Array): KeyObject => {
@@ -58,11 +62,12 @@ function nodeImpl(c: NodeCrypto): X25519Impl {
     }
     return key
   }
-  const publicKeyOf = (raw: Uint8Array): KeyObject => {
+  const publicKeyFromRaw = (raw: Uint8Array): KeyObject => c.createPublicKey({ key: der(SPKI_PREFIX, raw), format: 'der', type: 'spki' })
+  const cachedPublicKey = (raw: Uint8Array): KeyObject => {
     const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex')
     let key = publicKeys.get(id)
     if (key === undefined) {
-      key = c.createPublicKey({ key: der(SPKI_PREFIX, raw), format: 'der', type: 'spki' })
+      key = publicKeyFromRaw(raw)
       if (publicKeys.size >= 1024) publicKeys.delete(publicKeys.keys().next().value!)
       publicKeys.set(id, key)
     }
@@ -78,9 +83,10 @@ function nodeImpl(c: NodeCrypto): X25519Impl {
       return { secretKey, publicKey: publicRaw(pair.publicKey) }
     },
     getPublicKey: secretKey => publicRaw(c.createPublicKey(privateKeyOf(secretKey))),
-    getSharedSecret(secretKey, publicKey) {
+    getSharedSecret(secretKey, publicKey, options) {
       if (publicKey.length !== 32) throw new Error(`X25519 public key must be 32 bytes, got ${publicKey.length}`)
-      return new Uint8Array(c.diffieHellman({ privateKey: privateKeyOf(secretKey), publicKey: publicKeyOf(publicKey) }))
+      const peerKey = options?.reusedPublicKey === true ? cachedPublicKey(publicKey) : publicKeyFromRaw(publicKey)
+      return new Uint8Array(c.diffieHellman({ privateKey: privateKeyOf(secretKey), publicKey: peerKey }))
     }
   }
 }
