@@ -1,4 +1,4 @@
-import { LOG_LEVELS, NETWORK_PROFILES, type OptionSpec } from '@gcn/core'
+import { type ConfigSchema, LOG_LEVELS, NETWORK_PROFILES, type OptionSpec } from '@gcn/core'
 
 /** Options every long-running role shares. */
 export const commonOptions = {
@@ -30,4 +30,29 @@ export const commonOptions = {
     default: 'json',
     description: 'log line format (logs go to stderr)'
   } as OptionSpec<'string'>
+} as const
+
+/** 2026-01-01T00:00:00Z: block 0 of the production network. */
+export const PRODUCTION_GENESIS_MS = 1_767_225_600_000
+
+/** The block clock; every peer of one network must use the same three values. */
+export const clockOptions = {
+  genesisMs: {
+    type: 'integer',
+    min: 0,
+    default: PRODUCTION_GENESIS_MS,
+    valueName: 'UNIX_MS',
+    description: 'start of block 0 (unix ms); the same on every peer of a network'
+  },
+  blockMs: { type: 'integer', min: 10, default: 2000, description: 'block length in ms' },
+  blocksPerDay: { type: 'integer', min: 1, default: 43_200, description: 'blocks per settlement day' }
+} satisfies ConfigSchema
+
+/** Registry peers to report receipts or confirmations to. */
+export const registryClientOptions = {
+  registry: {
+    type: 'string[]',
+    valueName: 'MULTIADDR',
+    description: 'registry peer address ending in /p2p/<peer id> (repeat for each); without any, nothing is reported'
+  } as OptionSpec<'string[]'>
 } as const

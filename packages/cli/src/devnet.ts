@@ -1,10 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { type ConfigSchema, createLogger, formatHelp, GcnError, LOG_LEVELS, type LogLevel, loadConfig } from '@gcn/core'
+import {
+  type ConfigSchema,
+  createLogger,
+  DEVNET_CLOCK,
+  formatHelp,
+  GcnError,
+  LOG_LEVELS,
+  type LogLevel,
+  loadConfig,
+  loadOrCreateIdentity
+} from '@gcn/core'
 import { sha256File, writeGguf } from '@gcn/supplier'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
@@ -14,6 +24,7 @@ const GCN_BIN = fileURLToPath(new URL('../../bin/gcn.js', import.meta.url))
 export const devnetSchema = {
   gatewayPort: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'HTTP gateway port (0 = any free port)' },
   suppliers: { type: 'integer', min: 1, max: 32, default: 2, description: 'supplier processes to start' },
+  registries: { type: 'integer', min: 0, max: 16, default: 3, description: 'registry peers to start (0 = no receipts)' },
   apiKey: { type: 'string', description: 'API key of the devnet game (default: a random key, printed on start)' },
   model: { type: 'string', valueName: 'PATH', description: 'GGUF model every supplier serves (default: a generated tiny model)' },
   slots: { type: 'integer', min: 1, max: 64, default: 2, description: 'tasks each supplier generates at once' },
@@ -31,7 +42,7 @@ export const devnetSchema = {
 
 export const devnetHelp = formatHelp(
   'gcn devnet [options]',
-  'Start a whole local network on 127.0.0.1, each role in its own process: a bootstrap node,\nsuppliers serving a generated model, and a distributor with the OpenAI-compatible gateway.\nSIGINT/SIGTERM stop every process it started.',
+  'Start a whole local network on 127.0.0.1, each role in its own process: a bootstrap node,\nsuppliers serving a generated model, a distributor with the OpenAI-compatible gateway and\nregistry peers keeping the receipts (200 ms blocks, 50-block days).\nSIGINT/SIGTERM stop every process it started.',
   devnetSchema
 )
 
@@ -118,13 +129,55 @@ export async function runDevnet(argv: string[]): Promise<number> {
     }
   }
 
+  // The devnet keeps its genesis across restarts so block heights (and the ledgers) stay valid.
+  const genesisFile = join(dataDir, 'genesis.json')
+  const genesisMs: number = existsSync(genesisFile)
+    ? (JSON.parse(readFileSync(genesisFile, 'utf8')) as { genesisMs: number }).genesisMs
+    : Date.now()
+  if (!existsSync(genesisFile)) writeFileSync(genesisFile, JSON.stringify({ genesisMs }))
+  const clock = [
+    '--genesis-ms',
+    String(genesisMs),
+    '--block-ms',
+    String(DEVNET_CLOCK.blockMs),
+    '--blocks-per-day',
+    String(DEVNET_CLOCK.blocksPerDay)
+  ]
+  // Identities first: registries must know the distributor and each other before anyone starts.
+  const keyFile = (name: string): string => join(dataDir, name, 'peer.key')
+  const distributorId = (await loadOrCreateIdentity(keyFile('distributor'))).peerId.toString()
+  const registryIds = await Promise.all(
+    Array.from({ length: values.registries }, async (_, i) => (await loadOrCreateIdentity(keyFile(`registry-${i + 1}`))).peerId.toString())
+  )
+
   try {
     const local = ['--profile', 'local', '--listen', '/ip4/127.0.0.1/tcp/0']
     const boot = start('bootstrap', ['bootstrap', ...local, '--key-file', join(dataDir, 'bootstrap', 'peer.key')])
     const bootAddr = (await waitForLine(boot, /^\s+(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/))[1]!
+    const registries = registryIds.map((id, i) =>
+      start(`registry-${i + 1}`, [
+        'registry',
+        ...local,
+        ...clock,
+        '--bootstrap',
+        bootAddr,
+        '--data-dir',
+        join(dataDir, `registry-${i + 1}`),
+        '--http-port',
+        '0',
+        '--distributor',
+        distributorId,
+        ...registryIds.filter(other => other !== id).flatMap(other => ['--peer', `/p2p/${other}`])
+      ])
+    )
+    const registryAddrs = await Promise.all(registries.map(r => waitForLine(r, /^\s+(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/)))
+    const registryUrls = await Promise.all(registries.map(r => waitForLine(r, /^http: (\S+)$/)))
+    const reportTo = registryAddrs.flatMap(m => ['--registry', m[1]!])
     const distributor = start('distributor', [
       'distributor',
       ...local,
+      ...clock,
+      ...reportTo,
       '--bootstrap',
       bootAddr,
       '--data-dir',
@@ -145,6 +198,8 @@ export async function runDevnet(argv: string[]): Promise<number> {
       start(`supplier-${i + 1}`, [
         'supplier',
         ...local,
+        ...clock,
+        ...reportTo,
         '--bootstrap',
         bootAddr,
         '--data-dir',
@@ -176,10 +231,12 @@ export async function runDevnet(argv: string[]): Promise<number> {
             `api key: ${apiKey}`,
             `model: ${model.id} (sha256 ${modelSha256})`,
             `suppliers: ${values.suppliers}`,
+            ...registryUrls.map((m, i) => `registry ${i + 1}: ${m[1]}`),
             '',
             'try:',
             `  curl -s ${gateway}/chat/completions -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\`,
             `    -d '{"model":"${model.id}","messages":[{"role":"user","content":"Hello, innkeeper!"}],"max_tokens":32}'`,
+            ...(registryUrls.length > 0 ? [`  node packages/cli/bin/gcn.js registry query totals --url ${registryUrls[0]![1]}`] : []),
             ''
           ].join('\n')
         )

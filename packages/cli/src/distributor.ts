@@ -1,12 +1,16 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
-import { type ApiKeyRecord, ApiKeyStore, createGateway, SupplierDirectory, TaskRouter } from '@gcn/distributor'
+import { type ApiKeyRecord, ApiKeyStore, createGateway, ReceiptIssuer, SupplierDirectory, TaskRouter } from '@gcn/distributor'
 import { createModelRuntime, createRuntimeReferee } from '@gcn/supplier'
+import { clockOptions, registryClientOptions } from './common-options.js'
 import { untilSignal } from './process.js'
+import { clockFrom, registryOutbox } from './reporting.js'
 import { roleOptions, startRoleNode } from './role.js'
 
 export const distributorSchema = {
   ...roleOptions('distributor'),
+  ...clockOptions,
+  ...registryClientOptions,
   gatewayHost: { type: 'string', default: '127.0.0.1', description: 'interface the HTTP gateway listens on' },
   gatewayPort: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'HTTP gateway port (0 = any free port)' },
   apiKey: {
@@ -87,7 +91,8 @@ export async function runDistributor(argv: string[]): Promise<number> {
     ratePerMinute: values.keyRatePerMinute,
     maxConcurrent: values.keyMaxConcurrent
   })
-  const { log, node } = await startRoleNode('distributor', values)
+  const { log, identity, node } = await startRoleNode('distributor', values)
+  const outbox = registryOutbox(values.registry, node, log)
   const directory = new SupplierDirectory({}, { node, logger: log })
   const reference =
     values.referenceModel === undefined
@@ -101,9 +106,19 @@ export async function runDistributor(argv: string[]): Promise<number> {
     { firstTokenTimeoutMs: values.firstTokenTimeoutMs, maxAttempts: values.maxAttempts, proofSampleRate: values.proofSampleRate },
     { node, directory, logger: log, ...(reference === undefined ? {} : { referee: createRuntimeReferee(reference) }) }
   )
+  const receipts =
+    outbox === undefined
+      ? undefined
+      : new ReceiptIssuer(
+          {},
+          { privateKey: identity.privateKey, peerId: node.peerId.toString(), clock: clockFrom(values), outbox, logger: log }
+        )
+  if (receipts !== undefined) router.onCompleted(task => receipts.issue(task))
   const gateway = createGateway({ host: values.gatewayHost, port: values.gatewayPort, apiKeys }, { backend: router, logger: log })
   await node.start()
   directory.start()
+  outbox?.start()
+  receipts?.start()
   await gateway.start()
   process.stdout.write(
     `gcn distributor ready\npeer id: ${node.peerId.toString()}\ngateway: ${gateway.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
@@ -111,6 +126,8 @@ export async function runDistributor(argv: string[]): Promise<number> {
   return untilSignal(log, async () => {
     await gateway.stop()
     await router.settled()
+    await receipts?.stop()
+    await outbox?.stop({ flushMs: 10_000 })
     directory.stop()
     await node.stop()
     await reference?.stop()

@@ -3,6 +3,7 @@ import { runBootstrap } from './bootstrap.js'
 import { runDevnet } from './devnet.js'
 import { runDistributor } from './distributor.js'
 import { runModel } from './model.js'
+import { runRegistry } from './registry.js'
 import { runSupplier } from './supplier.js'
 
 interface Command {
@@ -10,18 +11,11 @@ interface Command {
   run(argv: string[]): Promise<number>
 }
 
-const notYet = (what: string): Command['run'] => {
-  return async () => {
-    process.stderr.write(`gcn ${what}: not available in this build yet (see the open issues in the README's roadmap)\n`)
-    return 2
-  }
-}
-
 const commands: Record<string, Command> = {
   bootstrap: { summary: 'run a bootstrap node (DHT server + gossip relay)', run: runBootstrap },
   supplier: { summary: 'run a supplier peer that serves a local model', run: runSupplier },
   distributor: { summary: 'run a distributor with the OpenAI-compatible gateway', run: runDistributor },
-  registry: { summary: 'run a registry peer (receipts ledger, settlement)', run: notYet('registry') },
+  registry: { summary: 'run a registry peer (receipts ledger, settlement)', run: runRegistry },
   devnet: { summary: 'start a whole local network on 127.0.0.1', run: runDevnet },
   model: { summary: 'write a deterministic GGUF test model (gcn model make --out FILE)', run: runModel }
 }

@@ -1,14 +1,18 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
-import { createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
+import { ConfirmationReporter, createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
+import { clockOptions, registryClientOptions } from './common-options.js'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
+import { clockFrom, registryOutbox } from './reporting.js'
 import { roleOptions, startRoleNode } from './role.js'
 import { startStatusServer } from './status-server.js'
 
 export const supplierSchema = {
   ...roleOptions('supplier'),
+  ...clockOptions,
+  ...registryClientOptions,
   model: {
     type: 'string',
     valueName: 'PATH',
@@ -80,12 +84,22 @@ export async function runSupplier(argv: string[]): Promise<number> {
     { logger: log }
   )
   await runtime.start()
+  const outbox = registryOutbox(values.registry, node, log)
+  const confirmations =
+    outbox === undefined
+      ? undefined
+      : new ConfirmationReporter(
+          { recordFile: join(values.dataDir, 'completed-tasks.jsonl') },
+          { privateKey: identity.privateKey, peerId: node.peerId.toString(), clock: clockFrom(values), outbox, logger: log }
+        )
   const supplier = new Supplier(
     { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress, testStallBeforeGenerateMs: values.testStallMs },
-    { node, privateKey: identity.privateKey, engine: runtime, logger: log }
+    { node, privateKey: identity.privateKey, engine: runtime, logger: log, ...(confirmations === undefined ? {} : { confirmations }) }
   )
   await node.start()
   await supplier.start()
+  outbox?.start()
+  confirmations?.start()
   const status = await startStatusServer(values.statusHost, values.statusPort, {
     healthy: () => runtime.state === 'started' && node.libp2p.status === 'started',
     status: () => ({
@@ -93,6 +107,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
       model: runtime.info,
       stats: runtime.stats(),
       completedTasks: supplier.completedTasks,
+      ...(outbox === undefined ? {} : { registryOutbox: { pending: outbox.pending, ...outbox.stats } }),
       openTaskStreams: supplier.openTaskStreams,
       connections: node.libp2p.getConnections().length
     })
@@ -103,6 +118,8 @@ export async function runSupplier(argv: string[]): Promise<number> {
   return untilSignal(log, async () => {
     await status.close()
     await supplier.stop()
+    await confirmations?.stop()
+    await outbox?.stop({ flushMs: 10_000 })
     await runtime.stop()
     await node.stop()
   })

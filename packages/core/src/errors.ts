@@ -97,3 +97,23 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'operatio
     throw new AbortedError(`${what} aborted`, { cause: signal.reason })
   }
 }
+
+/** A registry peer refused a write (bad signature, unknown signer, block out of range, ...); `registryCode` says which. */
+export class RegistryRejectedError extends GcnError {
+  static override readonly code = 'ERR_REGISTRY_REJECTED'
+  override name = 'RegistryRejectedError'
+  readonly registryCode: string
+  readonly retryable: boolean
+
+  constructor(message: string, options: GcnErrorOptions & { registryCode: string; retryable: boolean }) {
+    super(message, options)
+    this.registryCode = options.registryCode
+    this.retryable = options.retryable
+  }
+}
+
+/** No registry peer could be reached or none acknowledged in time. */
+export class RegistryUnavailableError extends GcnError {
+  static override readonly code = 'ERR_REGISTRY_UNAVAILABLE'
+  override name = 'RegistryUnavailableError'
+}

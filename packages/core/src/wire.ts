@@ -25,12 +25,21 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 import { AbortedError, GcnError, type GcnErrorOptions, InvalidMessageError, MessageTooLargeError, TimeoutError } from './errors.js'
 import {
   BlockConfirmation,
+  BlockSummaries,
+  type BlockSummary,
   CapacityAdvert,
   ChatMessage,
   ChatMessages,
+  type ItemsQuery,
   ModelOffer,
   Receipt,
+  ReceiptBatch,
+  RegistryAck,
+  RegistryWrite,
   SignedEnvelope,
+  type SpanQuery,
+  SyncRequest,
+  SyncResponse,
   TaskChunk,
   TaskError,
   TaskFrame,
@@ -43,12 +52,19 @@ import {
 // ChatMessage and Usage are renamed: inference.ts owns those names for the engine-facing types.
 export type {
   BlockConfirmation,
+  BlockSummaries,
+  BlockSummary,
   CapacityAdvert,
   ChatMessage as WireChatMessage,
   ChatMessages,
   ModelOffer,
   Receipt,
+  ReceiptBatch,
+  RegistryAck,
+  RegistryWrite,
   SignedEnvelope,
+  SyncRequest,
+  SyncResponse,
   TaskChunk,
   TaskError,
   TaskFrame,
@@ -95,12 +111,12 @@ export const LIMITS = Object.freeze({
   /** CapacityAdvert payload (gossiped inside a SignedEnvelope). */
   capacityAdvert: 16 * KiB,
   receipt: 4 * KiB,
-  /** 100,000 task ids at 18 bytes each (tag, length, 16 bytes) is ~1.72 MiB, plus the header. */
-  blockConfirmation: 2 * MiB,
+  /** 50,000 task ids at 18 bytes each (tag, length, 16 bytes) is ~879 KiB, plus the header. */
+  blockConfirmation: 1 * MiB,
   /** SignedEnvelope fields other than the payload: type ≤ 64 chars, key and signature ≤ 128 bytes each, tags. */
   envelopeOverhead: 1 * KiB,
   /** Largest SignedEnvelope (its payload may be any signed message, the largest being a BlockConfirmation). */
-  envelope: 2 * MiB + 1 * KiB,
+  envelope: 1 * MiB + 1 * KiB,
   /** Largest gossip message on /gcn/capacity/1: an envelope around one CapacityAdvert. */
   advertEnvelope: 16 * KiB + 1 * KiB,
   modelOffer: 1 * KiB,
@@ -109,6 +125,17 @@ export const LIMITS = Object.freeze({
   taskParams: 64 * KiB,
   usage: 32,
   taskError: 4 * KiB,
+  /** A distributor's signed batch: up to 1,024 receipts of ≤ 450 bytes each. */
+  receiptBatch: 464 * KiB,
+  /** A write on the registry protocols: one envelope (the largest is a BlockConfirmation) plus the id. */
+  registryWrite: 1 * MiB + 2 * KiB,
+  registryAck: 4 * KiB,
+  /** One gossip message on /gcn/registry/blocks/1. */
+  blockSummaries: 16 * KiB,
+  /** 16,384 envelope ids of 34 bytes each, plus the header. */
+  syncRequest: 576 * KiB,
+  /** One response frame on /gcn/registry/sync/1.0.0 (several envelopes, or span digests); the largest frame of all. */
+  syncResponse: 2 * MiB + 1 * KiB,
   /** Largest frame any codec here accepts: the default frame cap of createFramedStream. */
   maxFrame: 2 * MiB + 1 * KiB
 })
@@ -146,11 +173,16 @@ export const FIELD_LIMITS = Object.freeze({
   sealedRequestBytes: 256 * KiB - 64,
   /** TaskFrame.sealed; taskFrame minus its tag and length prefix. */
   sealedChunkBytes: 64 * KiB - 16,
-  taskIdsPerConfirmation: 100_000,
+  taskIdsPerConfirmation: 50_000,
   payloadTypeChars: 64,
   publicKeyBytes: 128,
   signatureBytes: 128,
-  peerIdChars: 128
+  peerIdChars: 128,
+  receiptsPerBatch: 1024,
+  blockSummariesPerMessage: 256,
+  haveIdsPerSync: 16_384,
+  spansPerResponse: 4096,
+  envelopesPerResponse: 4096
 })
 
 /** Encoder/decoder for one message type with its size cap and schema. */
@@ -299,8 +331,12 @@ const identifier = (min: number, max: number = L.idChars): Check => str(min, max
 const modelId: Check = str(64, 64, HEX64, '64 lowercase hex characters (sha256 of the GGUF file)')
 const taskId: Check = bytes(TASK_ID_BYTES)
 
+/** PeerId strings already found canonical: receipts repeat a few ids thousands of times, and parsing one costs ~10 µs. */
+const canonicalPeerIds = new Set<string>()
+
 /** Canonical base58btc PeerId string (what PeerId.toString() prints). */
 const peerId: Check = also(str(1, L.peerIdChars, PRINTABLE, 'a PeerId'), v => {
+  if (canonicalPeerIds.has(v as string)) return
   let canonical: string
   try {
     canonical = peerIdFromString(v as string).toString()
@@ -308,6 +344,8 @@ const peerId: Check = also(str(1, L.peerIdChars, PRINTABLE, 'a PeerId'), v => {
     fail('must be a PeerId')
   }
   if (canonical !== v) fail('must be a PeerId in canonical form')
+  if (canonicalPeerIds.size >= 4096) canonicalPeerIds.clear()
+  canonicalPeerIds.add(canonical)
 })
 
 const multiaddrBytes: Check = also(bytes(1, L.multiaddrBytes), v => {
@@ -448,6 +486,70 @@ const blockConfirmation = message<BlockConfirmation>({
   timestampMs: safeUint(1)
 })
 
+const receiptBatch = message<ReceiptBatch>(
+  {
+    distributorPeerId: peerId,
+    blockHeight: safeUint(),
+    receipts: list(receipt, L.receiptsPerBatch, 1),
+    timestampMs: safeUint(1)
+  },
+  batch => {
+    for (let i = 0; i < batch.receipts.length; i++) {
+      const r = batch.receipts[i]!
+      if (r.distributorPeerId !== batch.distributorPeerId) fail('must equal the batch distributor', `.receipts[${i}]`, '.distributorPeerId')
+      if (r.blockHeight !== batch.blockHeight) fail('must equal the batch block height', `.receipts[${i}]`, '.blockHeight')
+    }
+  }
+)
+
+const envelopeShape = message<SignedEnvelope>({
+  payloadType: identifier(1, L.payloadTypeChars),
+  payload: bytes(1, LIMITS.blockConfirmation),
+  publicKey: bytes(1, L.publicKeyBytes),
+  signature: bytes(1, L.signatureBytes)
+})
+
+const registryWrite = message<RegistryWrite>({ id: safeUint(), envelope: envelopeShape })
+
+const registryAck = message<RegistryAck>({
+  id: safeUint(),
+  ok: bool,
+  replicas: uint32(0, 1024),
+  duplicate: bool,
+  errorCode: str(0, L.errorCodeChars, /^[A-Za-z0-9_.:-]*$/, 'letters, digits and _ . : -'),
+  errorMessage: str(0, L.errorMessageChars),
+  retryable: bool
+})
+
+const rootBytes: Check = v => {
+  if (!(v instanceof Uint8Array)) fail('must be bytes')
+  if (v.byteLength !== 0 && v.byteLength !== HASH_BYTES) fail(`must be empty or ${HASH_BYTES} bytes (got ${v.byteLength})`)
+}
+
+const blockSummary = message<BlockSummary>({ blockHeight: safeUint(), count: uint32(), root: rootBytes }, s => {
+  if ((s.count === 0) !== (s.root.byteLength === 0)) fail('must be empty exactly when count is 0', '.root')
+})
+
+const blockSummaries = message<BlockSummaries>({
+  registryPeerId: peerId,
+  blocks: list(blockSummary, L.blockSummariesPerMessage),
+  timestampMs: safeUint(1)
+})
+
+const spanQuery = message<SpanQuery>({ fromBlock: safeUint(), toBlock: safeUint(), span: uint32(1, 1_000_000) }, q => {
+  if (q.toBlock < q.fromBlock) fail('must be >= fromBlock', '.toBlock')
+})
+const itemsQuery = message<ItemsQuery>({ blockHeight: safeUint(), have: list(bytes(HASH_BYTES), L.haveIdsPerSync) })
+
+const syncRequest = message<SyncRequest>({ spans: optional(spanQuery), items: optional(itemsQuery) }, req => {
+  if ((req.spans == null) === (req.items == null)) fail('exactly one of spans or items must be set', '.spans')
+})
+
+const syncResponse = message<SyncResponse>({
+  spans: list(blockSummary, L.spansPerResponse),
+  envelopes: list(bytes(1, LIMITS.envelope), L.envelopesPerResponse)
+})
+
 // ---------------------------------------------------------------------------
 // Codecs.
 
@@ -551,6 +653,22 @@ export const BlockConfirmationCodec = defineCodec<BlockConfirmation>(
   { taskIds: L.taskIdsPerConfirmation }
 )
 
+export const ReceiptBatchCodec = defineCodec<ReceiptBatch>('ReceiptBatch', LIMITS.receiptBatch, ReceiptBatch, receiptBatch, {
+  receipts: L.receiptsPerBatch
+})
+export const RegistryWriteCodec = defineCodec<RegistryWrite>('RegistryWrite', LIMITS.registryWrite, RegistryWrite, registryWrite)
+export const RegistryAckCodec = defineCodec<RegistryAck>('RegistryAck', LIMITS.registryAck, RegistryAck, registryAck)
+export const BlockSummariesCodec = defineCodec<BlockSummaries>('BlockSummaries', LIMITS.blockSummaries, BlockSummaries, blockSummaries, {
+  blocks: L.blockSummariesPerMessage
+})
+export const SyncRequestCodec = defineCodec<SyncRequest>('SyncRequest', LIMITS.syncRequest, SyncRequest, syncRequest, {
+  items: { have: L.haveIdsPerSync }
+})
+export const SyncResponseCodec = defineCodec<SyncResponse>('SyncResponse', LIMITS.syncResponse, SyncResponse, syncResponse, {
+  spans: L.spansPerResponse,
+  envelopes: L.envelopesPerResponse
+})
+
 export interface EnvelopeCodecOptions {
   /** Codec name used in error messages. */
   name?: string
@@ -606,7 +724,13 @@ export const CODECS = Object.freeze({
   TaskChunk: TaskChunkCodec,
   TaskFrame: TaskFrameCodec,
   Receipt: ReceiptCodec,
-  BlockConfirmation: BlockConfirmationCodec
+  BlockConfirmation: BlockConfirmationCodec,
+  ReceiptBatch: ReceiptBatchCodec,
+  RegistryWrite: RegistryWriteCodec,
+  RegistryAck: RegistryAckCodec,
+  BlockSummaries: BlockSummariesCodec,
+  SyncRequest: SyncRequestCodec,
+  SyncResponse: SyncResponseCodec
 })
 
 // ---------------------------------------------------------------------------

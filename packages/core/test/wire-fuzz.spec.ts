@@ -5,6 +5,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { InvalidMessageError, MessageTooLargeError } from '../src/errors.js'
 import {
   type BlockConfirmation,
+  type BlockSummaries,
+  type BlockSummary,
   type CapacityAdvert,
   type WireChatMessage as ChatMessage,
   type ChatMessages,
@@ -13,7 +15,12 @@ import {
   type ModelOffer,
   ProofVerdict,
   type Receipt,
+  type ReceiptBatch,
+  type RegistryAck,
+  type RegistryWrite,
   type SignedEnvelope,
+  type SyncRequest,
+  type SyncResponse,
   type TaskChunk,
   type TaskError,
   type TaskFrame,
@@ -155,6 +162,52 @@ const envelope: fc.Arbitrary<SignedEnvelope> = fc.record({
   signature: bytesOf(1, 72)
 })
 
+const receiptBatch: fc.Arbitrary<ReceiptBatch> = fc
+  .record({
+    distributorPeerId: peerId,
+    blockHeight: safe,
+    receipts: fc.array(receipt, { minLength: 1, maxLength: 3 }),
+    timestampMs: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
+  })
+  .map(b => ({ ...b, receipts: b.receipts.map(r => ({ ...r, distributorPeerId: b.distributorPeerId, blockHeight: b.blockHeight })) }))
+const registryWrite: fc.Arbitrary<RegistryWrite> = fc.record({ id: safe, envelope })
+const registryAck: fc.Arbitrary<RegistryAck> = fc.record({
+  id: safe,
+  ok: fc.boolean(),
+  replicas: fc.integer({ min: 0, max: 1024 }),
+  duplicate: fc.boolean(),
+  errorCode: fc.stringMatching(/^[A-Za-z0-9_.:-]{0,16}$/),
+  errorMessage: text(24),
+  retryable: fc.boolean()
+})
+const blockSummary: fc.Arbitrary<BlockSummary> = fc.oneof(
+  fc.record({ blockHeight: safe, count: fc.constant(0), root: bytesOf(0) }),
+  fc.record({ blockHeight: safe, count: fc.integer({ min: 1, max: 0xffff_ffff }), root: bytesOf(32) })
+)
+const blockSummaries: fc.Arbitrary<BlockSummaries> = fc.record({
+  registryPeerId: peerId,
+  blocks: fc.array(blockSummary, { maxLength: 4 }),
+  timestampMs: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
+})
+const spanQuery: fc.Arbitrary<NonNullable<SyncRequest['spans']>> = fc
+  .record({ a: safe, b: safe, span: fc.integer({ min: 1, max: 1_000_000 }) })
+  .map(({ a, b, span }) => ({ fromBlock: Math.min(a, b), toBlock: Math.max(a, b), span }))
+const itemsQuery: fc.Arbitrary<NonNullable<SyncRequest['items']>> = fc.record({
+  blockHeight: safe,
+  have: fc.array(bytesOf(32), { maxLength: 3 })
+})
+const syncRequest: fc.Arbitrary<SyncRequest> = fc.oneof(fc.record({ spans: spanQuery }), fc.record({ items: itemsQuery }))
+const syncResponse: fc.Arbitrary<SyncResponse> = fc.record({
+  spans: fc.array(blockSummary, { maxLength: 4 }),
+  envelopes: fc.array(
+    fc.oneof(
+      envelope.map(e => CODECS.SignedEnvelope.encode(e) as Uint8Array<ArrayBuffer>),
+      bytesOf(1, 64)
+    ),
+    { maxLength: 3 }
+  )
+})
+
 const VALID: { [K in keyof typeof CODECS]: fc.Arbitrary<unknown> } = {
   SignedEnvelope: envelope,
   AdvertEnvelope: envelope,
@@ -170,7 +223,13 @@ const VALID: { [K in keyof typeof CODECS]: fc.Arbitrary<unknown> } = {
   TaskChunk: taskChunk,
   TaskFrame: taskFrame,
   Receipt: receipt,
-  BlockConfirmation: blockConfirmation
+  BlockConfirmation: blockConfirmation,
+  ReceiptBatch: receiptBatch,
+  RegistryWrite: registryWrite,
+  RegistryAck: registryAck,
+  BlockSummaries: blockSummaries,
+  SyncRequest: syncRequest,
+  SyncResponse: syncResponse
 }
 
 // --- mutations ---

@@ -4,9 +4,12 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { SEAL_OVERHEAD } from '../src/crypto.js'
 import { InvalidMessageError, MessageTooLargeError } from '../src/errors.js'
 import * as pb from '../src/pb/gcn.js'
+import { RECEIPTS_PAYLOAD } from '../src/protocols.js'
 import {
   AdvertEnvelopeCodec,
   BlockConfirmationCodec,
+  type BlockSummaries,
+  BlockSummariesCodec,
   type CapacityAdvert,
   CapacityAdvertCodec,
   ChatMessageCodec,
@@ -18,9 +21,19 @@ import {
   ModelOfferCodec,
   ProofVerdict,
   type Receipt,
+  type ReceiptBatch,
+  ReceiptBatchCodec,
   ReceiptCodec,
+  type RegistryAck,
+  RegistryAckCodec,
+  type RegistryWrite,
+  RegistryWriteCodec,
   type SignedEnvelope,
   SignedEnvelopeCodec,
+  type SyncRequest,
+  SyncRequestCodec,
+  type SyncResponse,
+  SyncResponseCodec,
   type TaskChunk,
   TaskChunkCodec,
   TaskErrorCodec,
@@ -117,6 +130,38 @@ const envelope = (): SignedEnvelope => ({
   signature: filled(64, 9)
 })
 
+const batch = (): ReceiptBatch => ({
+  distributorPeerId: PEER_B,
+  blockHeight: 12,
+  receipts: [receipt(), { ...receipt(), taskId: filled(16, 2), supplierPeerId: PEER_B, verdict: ProofVerdict.VERIFIED }],
+  timestampMs: 1_764_000_000_500
+})
+
+const write = (): RegistryWrite => ({
+  id: 1,
+  envelope: { ...envelope(), payloadType: RECEIPTS_PAYLOAD, payload: ReceiptBatchCodec.encode(batch()) as Uint8Array<ArrayBuffer> }
+})
+
+const ack = (): RegistryAck => ({ id: 1, ok: true, replicas: 3, duplicate: false, errorCode: '', errorMessage: '', retryable: false })
+
+const summaries = (): BlockSummaries => ({
+  registryPeerId: PEER_A,
+  blocks: [
+    { blockHeight: 12, count: 2, root: filled(32, 6) },
+    { blockHeight: 13, count: 0, root: new Uint8Array(0) }
+  ],
+  timestampMs: 1_764_000_001_000
+})
+
+const spansRequest = (): SyncRequest => ({ spans: { fromBlock: 0, toBlock: 100, span: 16 } })
+
+const itemsRequest = (): SyncRequest => ({ items: { blockHeight: 12, have: [filled(32, 1), filled(32, 2)] } })
+
+const syncResponse = (): SyncResponse => ({
+  spans: [{ blockHeight: 0, count: 5, root: filled(32, 6) }],
+  envelopes: [SignedEnvelopeCodec.encode(envelope()) as Uint8Array<ArrayBuffer>]
+})
+
 /** Valid sample(s) for every codec in CODECS. */
 const SAMPLES: Record<keyof typeof CODECS, unknown[]> = {
   SignedEnvelope: [envelope()],
@@ -133,7 +178,17 @@ const SAMPLES: Record<keyof typeof CODECS, unknown[]> = {
   TaskChunk: [chunk(), finalChunk(), { ...chunk(), finishReason: WireFinishReason.STOP }],
   TaskFrame: [{ sealed: filled(100) }],
   Receipt: [receipt(), { ...receipt(), verdict: ProofVerdict.FAILED, blockHeight: 0, cost: 2n ** 64n - 1n }],
-  BlockConfirmation: [{ supplierPeerId: PEER_A, blockHeight: 5, taskIds: [filled(16, 1), filled(16, 2)], timestampMs: 1 }]
+  BlockConfirmation: [{ supplierPeerId: PEER_A, blockHeight: 5, taskIds: [filled(16, 1), filled(16, 2)], timestampMs: 1 }],
+  ReceiptBatch: [batch(), { ...batch(), blockHeight: 0, receipts: [{ ...receipt(), blockHeight: 0 }] }],
+  RegistryWrite: [write(), { id: Number.MAX_SAFE_INTEGER, envelope: envelope() }],
+  RegistryAck: [
+    ack(),
+    { id: 2, ok: false, replicas: 0, duplicate: false, errorCode: 'ERR_QUORUM', errorMessage: 'only 1 of 3 replicas', retryable: true },
+    { ...ack(), duplicate: true }
+  ],
+  BlockSummaries: [summaries(), { ...summaries(), blocks: [] }],
+  SyncRequest: [spansRequest(), itemsRequest(), { items: { blockHeight: 0, have: [] } }, { spans: { fromBlock: 7, toBlock: 7, span: 1 } }],
+  SyncResponse: [syncResponse(), { spans: [], envelopes: [] }]
 }
 
 function expectInvalid(fn: () => unknown, field: string): InvalidMessageError {
@@ -409,6 +464,130 @@ describe('wire codecs', () => {
     ]
   )
 
+  rules(ReceiptBatchCodec, pb.ReceiptBatch, batch, [
+    { name: 'no receipts', field: '.receipts', mutate: set('receipts', []) },
+    {
+      name: 'too many receipts',
+      field: '.receipts',
+      mutate: m => ({ ...m, receipts: Array.from({ length: FIELD_LIMITS.receiptsPerBatch + 1 }, () => m.receipts[0]) })
+    },
+    {
+      name: 'a receipt naming another distributor',
+      field: '.receipts[1].distributorPeerId',
+      mutate: m => ({ ...m, receipts: [m.receipts[0], { ...m.receipts[1], distributorPeerId: PEER_A }] })
+    },
+    {
+      name: 'a receipt from another block',
+      field: '.receipts[0].blockHeight',
+      mutate: m => ({ ...m, receipts: [{ ...m.receipts[0], blockHeight: 13 }, m.receipts[1]] })
+    },
+    {
+      name: 'a batch for another block than its receipts',
+      field: '.receipts[0].blockHeight',
+      mutate: set('blockHeight', 11)
+    },
+    {
+      name: 'an invalid receipt',
+      field: '.receipts[1].promptHash',
+      mutate: m => ({ ...m, receipts: [m.receipts[0], { ...m.receipts[1], promptHash: filled(31) }] })
+    },
+    { name: 'a garbage distributor', field: '.distributorPeerId', mutate: set('distributorPeerId', 'Qm123') },
+    { name: 'timestamp 0', field: '.timestampMs', mutate: set('timestampMs', 0) }
+  ])
+
+  rules(RegistryWriteCodec, pb.RegistryWrite, write, [
+    { name: 'a missing envelope', field: '.envelope', mutate: set('envelope', undefined) },
+    {
+      name: 'an empty envelope payload',
+      field: '.envelope.payload',
+      mutate: m => ({ ...m, envelope: { ...m.envelope!, payload: new Uint8Array(0) } })
+    },
+    {
+      name: 'an envelope payload larger than a block confirmation',
+      field: '.envelope.payload',
+      mutate: m => ({ ...m, envelope: { ...m.envelope!, payload: filled(LIMITS.blockConfirmation + 1) } })
+    },
+    {
+      name: 'an empty envelope signature',
+      field: '.envelope.signature',
+      mutate: m => ({ ...m, envelope: { ...m.envelope!, signature: new Uint8Array(0) } })
+    },
+    {
+      name: 'an envelope payload type with spaces',
+      field: '.envelope.payloadType',
+      mutate: m => ({ ...m, envelope: { ...m.envelope!, payloadType: 'gcn receipts' } })
+    },
+    { name: 'an unsafe id', field: '.id', mutate: set('id', 2 ** 53), wire: false }
+  ])
+
+  rules(RegistryAckCodec, pb.RegistryAck, ack, [
+    { name: 'over 1024 replicas', field: '.replicas', mutate: set('replicas', 1025) },
+    { name: 'a 65-char error code', field: '.errorCode', mutate: set('errorCode', 'E'.repeat(65)) },
+    {
+      name: 'an oversized error message',
+      field: '.errorMessage',
+      mutate: set('errorMessage', 'm'.repeat(FIELD_LIMITS.errorMessageChars + 1))
+    },
+    { name: 'a non-boolean ok', field: '.ok', mutate: set('ok', 1), wire: false },
+    { name: 'a negative id', field: '.id', mutate: set('id', -1), wire: false }
+  ])
+
+  rules(BlockSummariesCodec, pb.BlockSummaries, summaries, [
+    {
+      name: 'a count without a root',
+      field: '.blocks[1].root',
+      mutate: m => ({ ...m, blocks: [m.blocks[0], { ...m.blocks[1], count: 3 }] })
+    },
+    { name: 'a 5-byte root', field: '.blocks[0].root', mutate: m => ({ ...m, blocks: [{ ...m.blocks[0], root: filled(5) }] }) },
+    {
+      name: 'a 33-byte root',
+      field: '.blocks[1].root',
+      mutate: m => ({ ...m, blocks: [m.blocks[0], { ...m.blocks[1], root: filled(33) }] })
+    },
+    {
+      name: 'too many blocks',
+      field: '.blocks',
+      mutate: m => ({ ...m, blocks: Array.from({ length: FIELD_LIMITS.blockSummariesPerMessage + 1 }, () => m.blocks[0]) })
+    },
+    {
+      name: 'a count above uint32',
+      field: '.blocks[0].count',
+      mutate: m => ({ ...m, blocks: [{ ...m.blocks[0], count: 2 ** 32 }] }),
+      wire: false
+    },
+    { name: 'a garbage registry peer id', field: '.registryPeerId', mutate: set('registryPeerId', 'not-a-peer') },
+    { name: 'timestamp 0', field: '.timestampMs', mutate: set('timestampMs', 0) }
+  ])
+
+  rules(SyncRequestCodec, pb.SyncRequest, spansRequest, [
+    { name: 'neither spans nor items', field: '.spans', mutate: set('spans', undefined) },
+    { name: 'both spans and items', field: '.spans', mutate: m => ({ ...m, items: itemsRequest().items }) },
+    { name: 'toBlock below fromBlock', field: '.spans.toBlock', mutate: () => ({ spans: { fromBlock: 10, toBlock: 9, span: 16 } }) },
+    { name: 'span 0', field: '.spans.span', mutate: () => ({ spans: { fromBlock: 0, toBlock: 9, span: 0 } }) },
+    { name: 'span over the cap', field: '.spans.span', mutate: () => ({ spans: { fromBlock: 0, toBlock: 9, span: 1_000_001 } }) },
+    { name: 'a 31-byte have id', field: '.items.have[1]', mutate: () => ({ items: { blockHeight: 1, have: [filled(32), filled(31)] } }) },
+    {
+      name: 'too many have ids',
+      field: '.items.have',
+      mutate: () => ({ items: { blockHeight: 1, have: new Array(FIELD_LIMITS.haveIdsPerSync + 1).fill(filled(32)) } })
+    }
+  ])
+
+  rules(SyncResponseCodec, pb.SyncResponse, syncResponse, [
+    { name: 'an empty envelope', field: '.envelopes[0]', mutate: set('envelopes', [new Uint8Array(0)]) },
+    { name: 'a 5-byte span root', field: '.spans[0].root', mutate: m => ({ ...m, spans: [{ ...m.spans[0], root: filled(5) }] }) },
+    {
+      name: 'too many spans',
+      field: '.spans',
+      mutate: m => ({ ...m, spans: new Array(FIELD_LIMITS.spansPerResponse + 1).fill(m.spans[0]) })
+    },
+    {
+      name: 'too many envelopes',
+      field: '.envelopes',
+      mutate: m => ({ ...m, envelopes: new Array(FIELD_LIMITS.envelopesPerResponse + 1).fill(filled(1)) })
+    }
+  ])
+
   rules(SignedEnvelopeCodec, pb.SignedEnvelope, envelope, [
     { name: 'an empty payload type', field: '.payloadType', mutate: set('payloadType', '') },
     { name: 'a payload type with spaces', field: '.payloadType', mutate: set('payloadType', 'gcn offer') },
@@ -586,6 +765,54 @@ describe('wire codecs', () => {
       const payload = CapacityAdvertCodec.encode(big) as Uint8Array<ArrayBuffer>
       const env = AdvertEnvelopeCodec.encode({ payloadType: 'p'.repeat(64), payload, publicKey: filled(128), signature: filled(128) })
       expect(AdvertEnvelopeCodec.decode(env).payload).to.deep.equal(payload)
+    })
+
+    it('fits the largest SignedEnvelope in a RegistryWrite', () => {
+      const env = { payloadType: 'p'.repeat(64), payload: filled(LIMITS.blockConfirmation), publicKey: filled(128), signature: filled(128) }
+      const bytes = RegistryWriteCodec.encode({ id: Number.MAX_SAFE_INTEGER, envelope: env })
+      expect(bytes.byteLength).to.be.at.most(LIMITS.registryWrite)
+      expect(RegistryWriteCodec.decode(bytes).envelope?.payload.byteLength).to.equal(LIMITS.blockConfirmation)
+    })
+
+    it('fits a full ReceiptBatch of typical receipts, also inside an envelope', () => {
+      const height = Number.MAX_SAFE_INTEGER
+      const receipts = Array.from({ length: FIELD_LIMITS.receiptsPerBatch }, (_, i) => {
+        const taskId = new Uint8Array(16)
+        new DataView(taskId.buffer).setUint32(0, i)
+        const max = 2n ** 64n - 1n
+        return {
+          ...receipt(),
+          taskId,
+          blockHeight: height,
+          promptTokens: 0xffff_ffff,
+          completionTokens: 0xffff_ffff,
+          pricePer1kTokens: max,
+          cost: max
+        }
+      })
+      const payload = ReceiptBatchCodec.encode({ distributorPeerId: PEER_B, blockHeight: height, receipts, timestampMs: height })
+      expect(payload.byteLength).to.be.at.most(LIMITS.receiptBatch)
+      expect(ReceiptBatchCodec.decode(payload).receipts).to.have.length(FIELD_LIMITS.receiptsPerBatch)
+      const env = {
+        payloadType: RECEIPTS_PAYLOAD,
+        payload: payload as Uint8Array<ArrayBuffer>,
+        publicKey: filled(128),
+        signature: filled(128)
+      }
+      expect(SignedEnvelopeCodec.decode(SignedEnvelopeCodec.encode(env)).payload.byteLength).to.equal(payload.byteLength)
+    })
+
+    it('fits the largest SyncRequest and a full BlockSummaries gossip message', () => {
+      const have = Array.from({ length: FIELD_LIMITS.haveIdsPerSync }, () => filled(32))
+      const req = SyncRequestCodec.encode({ items: { blockHeight: Number.MAX_SAFE_INTEGER, have } })
+      expect(SyncRequestCodec.decode(req).items?.have).to.have.length(FIELD_LIMITS.haveIdsPerSync)
+      const blocks = Array.from({ length: FIELD_LIMITS.blockSummariesPerMessage }, () => ({
+        blockHeight: Number.MAX_SAFE_INTEGER,
+        count: 0xffff_ffff,
+        root: filled(32)
+      }))
+      const gossip = BlockSummariesCodec.encode({ registryPeerId: PEER_A, blocks, timestampMs: Number.MAX_SAFE_INTEGER })
+      expect(BlockSummariesCodec.decode(gossip).blocks).to.have.length(FIELD_LIMITS.blockSummariesPerMessage)
     })
 
     it('fits a BlockConfirmation with the maximum number of task ids, also inside an envelope', function () {

@@ -15,6 +15,7 @@ export {
   type PlainApiKey,
   UnsupportedParameterError
 } from './gateway.js'
+export { RECEIPT_ISSUER_DEFAULTS, ReceiptIssuer, type ReceiptIssuerComponents, type ReceiptIssuerInit } from './receipts.js'
 export type { ProofReferee, RescoreJob, RescoreResult, VerdictEvent } from './referee.js'
-export { ROUTER_DEFAULTS, type RouterInit, TaskRouter } from './router.js'
+export { type CompletedTask, ROUTER_DEFAULTS, type RouterInit, TaskRouter } from './router.js'
 export type { TaskDone } from './task-client.js'

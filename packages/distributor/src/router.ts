@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   AbortedError,
   GcnError,
@@ -6,7 +7,9 @@ import {
   type InferenceEvent,
   type InferenceRequest,
   type Logger,
-  type ModelInfo
+  type ModelInfo,
+  type ProofVerdictName,
+  type Usage
 } from '@gcn/core'
 import type { InferenceBackend } from './backend.js'
 import type { SupplierDirectory, SupplierEntry } from './directory.js'
@@ -49,6 +52,33 @@ function qualityProblem(request: InferenceRequest, done: InferenceDone, text: st
     }
   }
   return undefined
+}
+
+/** A task that finished and was delivered: everything its receipt needs, once its proof verdict is known. */
+export interface CompletedTask {
+  taskId: Uint8Array
+  gameId: string
+  supplier: string
+  modelId: string
+  usage: Usage
+  pricePer1kTokens: bigint
+  /** sha256 of the request input (the prompt never leaves the distributor). */
+  promptHash: Uint8Array
+  /** sha256 of the output token ids (uint32 little-endian). */
+  outputHash: Uint8Array
+  verdict: ProofVerdictName
+  /** When the last chunk arrived (unix ms): decides the receipt's block. */
+  completedAtMs: number
+}
+
+function promptHash(request: InferenceRequest): Uint8Array {
+  return createHash('sha256').update(JSON.stringify(request.input)).digest()
+}
+
+function outputHash(tokenIds: readonly number[]): Uint8Array {
+  const ids = Uint32Array.from(tokenIds)
+  // Uint32Array uses the platform's byte order; every platform Node supports is little-endian.
+  return createHash('sha256').update(new Uint8Array(ids.buffer)).digest()
 }
 
 export interface RouterInit {
@@ -110,6 +140,7 @@ export class TaskRouter implements InferenceBackend {
   /** Counters for metrics and the dashboard. */
   readonly counters = { tasks: 0, failovers: 0, failures: 0, verified: 0, proofFailures: 0 }
   private readonly verdictListeners = new Set<(event: VerdictEvent) => void>()
+  private readonly completedListeners = new Set<(task: CompletedTask) => void>()
   private readonly pendingChecks = new Set<Promise<void>>()
 
   constructor(
@@ -125,6 +156,22 @@ export class TaskRouter implements InferenceBackend {
   onVerdict(listener: (event: VerdictEvent) => void): () => void {
     this.verdictListeners.add(listener)
     return () => this.verdictListeners.delete(listener)
+  }
+
+  /** Called once per delivered task, after its re-scoring if it was sampled (receipts). */
+  onCompleted(listener: (task: CompletedTask) => void): () => void {
+    this.completedListeners.add(listener)
+    return () => this.completedListeners.delete(listener)
+  }
+
+  private completed(task: CompletedTask): void {
+    for (const l of this.completedListeners) {
+      try {
+        l(task)
+      } catch (err) {
+        this.log.error('completed-task listener failed', { err })
+      }
+    }
   }
 
   /** Resolves when every re-scoring started so far has finished (shutdown, tests). */
@@ -155,7 +202,7 @@ export class TaskRouter implements InferenceBackend {
     return this.random() < this.init.proofSampleRate
   }
 
-  private startCheck(entry: SupplierEntry, request: InferenceRequest, done: TaskDone): void {
+  private startCheck(entry: SupplierEntry, request: InferenceRequest, done: TaskDone, task: CompletedTask): void {
     const referee = this.components.referee!
     const peer = entry.peerId.toString()
     const job = referee
@@ -170,8 +217,14 @@ export class TaskRouter implements InferenceBackend {
         { signal: AbortSignal.timeout(60_000) }
       )
       .then(
-        result => this.verdict(peer, done.proof.taskId, result.ok, result.reason),
-        err => this.log.warn('re-scoring could not run', { peer, err })
+        result => {
+          this.verdict(peer, done.proof.taskId, result.ok, result.reason)
+          this.completed({ ...task, verdict: result.ok ? 'verified' : 'failed' })
+        },
+        err => {
+          this.log.warn('re-scoring could not run', { peer, err })
+          this.completed(task)
+        }
       )
       .finally(() => this.pendingChecks.delete(job))
     this.pendingChecks.add(job)
@@ -271,12 +324,27 @@ export class TaskRouter implements InferenceBackend {
             tokens += event.tokenIds.length
             if (wantsJson) text += event.text
           } else {
+            const done = event as TaskDone
+            const task: CompletedTask = {
+              taskId: done.proof.taskId,
+              gameId: request.gameId,
+              supplier: peer,
+              modelId: done.modelId,
+              usage: done.usage,
+              pricePer1kTokens: supplier.advert.models.find(m => m.id === done.modelId)?.pricePer1kTokens ?? model.pricePer1kTokens,
+              promptHash: promptHash(request),
+              outputHash: outputHash(done.proof.outputTokenIds),
+              verdict: 'unchecked',
+              completedAtMs: Date.now()
+            }
             const problem = qualityProblem(request, event, text)
             if (problem !== undefined) {
               // Not billed and counted towards a ban; the answer has already been streamed.
-              this.verdict(peer, (event as TaskDone).proof.taskId, false, problem)
+              this.verdict(peer, done.proof.taskId, false, problem)
               event.verdict = 'failed'
-            } else if (this.shouldCheck(supplier, model.id)) this.startCheck(supplier, request, event as TaskDone)
+              this.completed({ ...task, verdict: 'failed' })
+            } else if (this.shouldCheck(supplier, model.id)) this.startCheck(supplier, request, done, task)
+            else this.completed(task)
             const decodeMs = performance.now() - firstAt
             this.components.directory.recordResult(peer, {
               ok: true,

@@ -1,3 +1,4 @@
+export { ConfirmationReporter, type ConfirmationReporterComponents, type ConfirmationReporterInit } from './confirmations.js'
 export type { EngineStats, GenerationEngine } from './engine.js'
 export * from './errors.js'
 export {

@@ -75,6 +75,8 @@ export interface SupplierComponents {
   privateKey: PrivateKey
   engine: GenerationEngine
   logger: Logger
+  /** Told of every task served to the end (block confirmations to the registries). */
+  confirmations?: { completed(taskId: Uint8Array): void }
 }
 
 const FINISH: Record<string, FinishReason> = {
@@ -332,6 +334,7 @@ export class Supplier {
             proof.finish()
           )
           this.completedTasks++
+          this.components.confirmations?.completed(request.taskId)
         }
       }
       await framed.close({ signal: AbortSignal.timeout(5_000) })

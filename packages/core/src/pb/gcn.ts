@@ -2834,3 +2834,1483 @@ export namespace BlockConfirmation {
     return streamMessage(buf, BlockConfirmation.codec(), opts)
   }
 }
+
+export interface ReceiptBatch {
+  distributorPeerId: string
+  blockHeight: number
+  receipts: Receipt[]
+  timestampMs: number
+}
+
+export namespace ReceiptBatch {
+  let _codec: Codec<ReceiptBatch>
+
+  export const codec = (): Codec<ReceiptBatch> => {
+    if (_codec == null) {
+      _codec = message<ReceiptBatch>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.distributorPeerId != null && obj.distributorPeerId !== '')) {
+          w.uint32(10)
+          w.string(obj.distributorPeerId)
+        }
+
+        if ((obj.blockHeight != null && obj.blockHeight !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.blockHeight)
+        }
+
+        if (obj.receipts != null && obj.receipts.length > 0) {
+          for (const value of obj.receipts) {
+            w.uint32(26)
+            Receipt.codec().encode(value, w)
+          }
+        }
+
+        if ((obj.timestampMs != null && obj.timestampMs !== 0)) {
+          w.uint32(32)
+          w.uint64Number(obj.timestampMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          distributorPeerId: '',
+          blockHeight: 0,
+          receipts: [],
+          timestampMs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.distributorPeerId = reader.string()
+              break
+            }
+            case 2: {
+              obj.blockHeight = reader.uint64Number()
+              break
+            }
+            case 3: {
+              if (opts.limits?.receipts != null && obj.receipts.length === opts.limits.receipts) {
+                throw new MaxLengthError('Decode error - repeated field "receipts" had too many elements')
+              }
+
+              obj.receipts.push(Receipt.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.receipts$
+              }))
+              break
+            }
+            case 4: {
+              obj.timestampMs = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          receipts: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.distributorPeerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.blockHeight`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.receipts != null && obj.receipts === opts.limits.receipts) {
+                throw new MaxLengthError('Streaming decode error - repeated field "receipts" had too many elements')
+              }
+
+              for (const evt of Receipt.codec().stream(reader, reader.uint32(), `${prefix}.receipts[]`, {
+                limits: opts.limits?.receipts$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.receipts
+                }
+              }
+
+              obj.receipts++
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.timestampMs`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ReceiptBatchDistributorPeerIdFieldEvent {
+    field: '$.distributorPeerId'
+    value: string
+  }
+
+  export interface ReceiptBatchBlockHeightFieldEvent {
+    field: '$.blockHeight'
+    value: number
+  }
+
+  export interface ReceiptBatchReceiptsTaskIdFieldEvent {
+    field: '$.receipts[].taskId'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsGameIdFieldEvent {
+    field: '$.receipts[].gameId'
+    value: string
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsSupplierPeerIdFieldEvent {
+    field: '$.receipts[].supplierPeerId'
+    value: string
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsDistributorPeerIdFieldEvent {
+    field: '$.receipts[].distributorPeerId'
+    value: string
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsModelIdFieldEvent {
+    field: '$.receipts[].modelId'
+    value: string
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsPromptTokensFieldEvent {
+    field: '$.receipts[].promptTokens'
+    value: number
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsCompletionTokensFieldEvent {
+    field: '$.receipts[].completionTokens'
+    value: number
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsPricePer1kTokensFieldEvent {
+    field: '$.receipts[].pricePer1kTokens'
+    value: bigint
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsCostFieldEvent {
+    field: '$.receipts[].cost'
+    value: bigint
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsBlockHeightFieldEvent {
+    field: '$.receipts[].blockHeight'
+    value: number
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsPromptHashFieldEvent {
+    field: '$.receipts[].promptHash'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsOutputHashFieldEvent {
+    field: '$.receipts[].outputHash'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsVerdictFieldEvent {
+    field: '$.receipts[].verdict'
+    value: Receipt.ProofVerdict
+    index: number
+  }
+
+  export interface ReceiptBatchReceiptsTimestampMsFieldEvent {
+    field: '$.receipts[].timestampMs'
+    value: number
+    index: number
+  }
+
+  export interface ReceiptBatchTimestampMsFieldEvent {
+    field: '$.timestampMs'
+    value: number
+  }
+
+  export function encode (obj: Partial<ReceiptBatch>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ReceiptBatch.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ReceiptBatch>): ReceiptBatch {
+    return decodeMessage(buf, ReceiptBatch.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ReceiptBatch>): Generator<ReceiptBatchDistributorPeerIdFieldEvent | ReceiptBatchBlockHeightFieldEvent | ReceiptBatchReceiptsTaskIdFieldEvent | ReceiptBatchReceiptsGameIdFieldEvent | ReceiptBatchReceiptsSupplierPeerIdFieldEvent | ReceiptBatchReceiptsDistributorPeerIdFieldEvent | ReceiptBatchReceiptsModelIdFieldEvent | ReceiptBatchReceiptsPromptTokensFieldEvent | ReceiptBatchReceiptsCompletionTokensFieldEvent | ReceiptBatchReceiptsPricePer1kTokensFieldEvent | ReceiptBatchReceiptsCostFieldEvent | ReceiptBatchReceiptsBlockHeightFieldEvent | ReceiptBatchReceiptsPromptHashFieldEvent | ReceiptBatchReceiptsOutputHashFieldEvent | ReceiptBatchReceiptsVerdictFieldEvent | ReceiptBatchReceiptsTimestampMsFieldEvent | ReceiptBatchTimestampMsFieldEvent> {
+    return streamMessage(buf, ReceiptBatch.codec(), opts)
+  }
+}
+
+export interface RegistryWrite {
+  id: number
+  envelope?: SignedEnvelope
+}
+
+export namespace RegistryWrite {
+  let _codec: Codec<RegistryWrite>
+
+  export const codec = (): Codec<RegistryWrite> => {
+    if (_codec == null) {
+      _codec = message<RegistryWrite>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.id)
+        }
+
+        if (obj.envelope != null) {
+          w.uint32(18)
+          SignedEnvelope.codec().encode(obj.envelope, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.uint64Number()
+              break
+            }
+            case 2: {
+              obj.envelope = SignedEnvelope.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.envelope
+              })
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              yield * SignedEnvelope.codec().stream(reader, reader.uint32(), `${prefix}.envelope`, {
+                limits: opts.limits?.envelope
+              })
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface RegistryWriteIdFieldEvent {
+    field: '$.id'
+    value: number
+  }
+
+  export interface RegistryWriteEnvelopePayloadTypeFieldEvent {
+    field: '$.envelope.payloadType'
+    value: string
+  }
+
+  export interface RegistryWriteEnvelopePayloadFieldEvent {
+    field: '$.envelope.payload'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface RegistryWriteEnvelopePublicKeyFieldEvent {
+    field: '$.envelope.publicKey'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface RegistryWriteEnvelopeSignatureFieldEvent {
+    field: '$.envelope.signature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<RegistryWrite>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, RegistryWrite.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<RegistryWrite>): RegistryWrite {
+    return decodeMessage(buf, RegistryWrite.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<RegistryWrite>): Generator<RegistryWriteIdFieldEvent | RegistryWriteEnvelopePayloadTypeFieldEvent | RegistryWriteEnvelopePayloadFieldEvent | RegistryWriteEnvelopePublicKeyFieldEvent | RegistryWriteEnvelopeSignatureFieldEvent> {
+    return streamMessage(buf, RegistryWrite.codec(), opts)
+  }
+}
+
+export interface RegistryAck {
+  id: number
+  ok: boolean
+  replicas: number
+  duplicate: boolean
+  errorCode: string
+  errorMessage: string
+  retryable: boolean
+}
+
+export namespace RegistryAck {
+  let _codec: Codec<RegistryAck>
+
+  export const codec = (): Codec<RegistryAck> => {
+    if (_codec == null) {
+      _codec = message<RegistryAck>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.id)
+        }
+
+        if ((obj.ok != null && obj.ok !== false)) {
+          w.uint32(16)
+          w.bool(obj.ok)
+        }
+
+        if ((obj.replicas != null && obj.replicas !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.replicas)
+        }
+
+        if ((obj.duplicate != null && obj.duplicate !== false)) {
+          w.uint32(32)
+          w.bool(obj.duplicate)
+        }
+
+        if ((obj.errorCode != null && obj.errorCode !== '')) {
+          w.uint32(42)
+          w.string(obj.errorCode)
+        }
+
+        if ((obj.errorMessage != null && obj.errorMessage !== '')) {
+          w.uint32(50)
+          w.string(obj.errorMessage)
+        }
+
+        if ((obj.retryable != null && obj.retryable !== false)) {
+          w.uint32(56)
+          w.bool(obj.retryable)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: 0,
+          ok: false,
+          replicas: 0,
+          duplicate: false,
+          errorCode: '',
+          errorMessage: '',
+          retryable: false
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.uint64Number()
+              break
+            }
+            case 2: {
+              obj.ok = reader.bool()
+              break
+            }
+            case 3: {
+              obj.replicas = reader.uint32()
+              break
+            }
+            case 4: {
+              obj.duplicate = reader.bool()
+              break
+            }
+            case 5: {
+              obj.errorCode = reader.string()
+              break
+            }
+            case 6: {
+              obj.errorMessage = reader.string()
+              break
+            }
+            case 7: {
+              obj.retryable = reader.bool()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.ok`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.replicas`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.duplicate`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.errorCode`,
+                value: reader.string()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.errorMessage`,
+                value: reader.string()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.retryable`,
+                value: reader.bool()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface RegistryAckIdFieldEvent {
+    field: '$.id'
+    value: number
+  }
+
+  export interface RegistryAckOkFieldEvent {
+    field: '$.ok'
+    value: boolean
+  }
+
+  export interface RegistryAckReplicasFieldEvent {
+    field: '$.replicas'
+    value: number
+  }
+
+  export interface RegistryAckDuplicateFieldEvent {
+    field: '$.duplicate'
+    value: boolean
+  }
+
+  export interface RegistryAckErrorCodeFieldEvent {
+    field: '$.errorCode'
+    value: string
+  }
+
+  export interface RegistryAckErrorMessageFieldEvent {
+    field: '$.errorMessage'
+    value: string
+  }
+
+  export interface RegistryAckRetryableFieldEvent {
+    field: '$.retryable'
+    value: boolean
+  }
+
+  export function encode (obj: Partial<RegistryAck>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, RegistryAck.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<RegistryAck>): RegistryAck {
+    return decodeMessage(buf, RegistryAck.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<RegistryAck>): Generator<RegistryAckIdFieldEvent | RegistryAckOkFieldEvent | RegistryAckReplicasFieldEvent | RegistryAckDuplicateFieldEvent | RegistryAckErrorCodeFieldEvent | RegistryAckErrorMessageFieldEvent | RegistryAckRetryableFieldEvent> {
+    return streamMessage(buf, RegistryAck.codec(), opts)
+  }
+}
+
+export interface BlockSummary {
+  blockHeight: number
+  count: number
+  root: Uint8Array<ArrayBuffer>
+}
+
+export namespace BlockSummary {
+  let _codec: Codec<BlockSummary>
+
+  export const codec = (): Codec<BlockSummary> => {
+    if (_codec == null) {
+      _codec = message<BlockSummary>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.blockHeight != null && obj.blockHeight !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.blockHeight)
+        }
+
+        if ((obj.count != null && obj.count !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.count)
+        }
+
+        if ((obj.root != null && obj.root.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.root)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          blockHeight: 0,
+          count: 0,
+          root: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.blockHeight = reader.uint64Number()
+              break
+            }
+            case 2: {
+              obj.count = reader.uint32()
+              break
+            }
+            case 3: {
+              obj.root = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.blockHeight`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.count`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.root`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface BlockSummaryBlockHeightFieldEvent {
+    field: '$.blockHeight'
+    value: number
+  }
+
+  export interface BlockSummaryCountFieldEvent {
+    field: '$.count'
+    value: number
+  }
+
+  export interface BlockSummaryRootFieldEvent {
+    field: '$.root'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<BlockSummary>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, BlockSummary.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockSummary>): BlockSummary {
+    return decodeMessage(buf, BlockSummary.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockSummary>): Generator<BlockSummaryBlockHeightFieldEvent | BlockSummaryCountFieldEvent | BlockSummaryRootFieldEvent> {
+    return streamMessage(buf, BlockSummary.codec(), opts)
+  }
+}
+
+export interface BlockSummaries {
+  registryPeerId: string
+  blocks: BlockSummary[]
+  timestampMs: number
+}
+
+export namespace BlockSummaries {
+  let _codec: Codec<BlockSummaries>
+
+  export const codec = (): Codec<BlockSummaries> => {
+    if (_codec == null) {
+      _codec = message<BlockSummaries>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.registryPeerId != null && obj.registryPeerId !== '')) {
+          w.uint32(10)
+          w.string(obj.registryPeerId)
+        }
+
+        if (obj.blocks != null && obj.blocks.length > 0) {
+          for (const value of obj.blocks) {
+            w.uint32(18)
+            BlockSummary.codec().encode(value, w)
+          }
+        }
+
+        if ((obj.timestampMs != null && obj.timestampMs !== 0)) {
+          w.uint32(24)
+          w.uint64Number(obj.timestampMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          registryPeerId: '',
+          blocks: [],
+          timestampMs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.registryPeerId = reader.string()
+              break
+            }
+            case 2: {
+              if (opts.limits?.blocks != null && obj.blocks.length === opts.limits.blocks) {
+                throw new MaxLengthError('Decode error - repeated field "blocks" had too many elements')
+              }
+
+              obj.blocks.push(BlockSummary.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.blocks$
+              }))
+              break
+            }
+            case 3: {
+              obj.timestampMs = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          blocks: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.registryPeerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.blocks != null && obj.blocks === opts.limits.blocks) {
+                throw new MaxLengthError('Streaming decode error - repeated field "blocks" had too many elements')
+              }
+
+              for (const evt of BlockSummary.codec().stream(reader, reader.uint32(), `${prefix}.blocks[]`, {
+                limits: opts.limits?.blocks$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.blocks
+                }
+              }
+
+              obj.blocks++
+
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.timestampMs`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface BlockSummariesRegistryPeerIdFieldEvent {
+    field: '$.registryPeerId'
+    value: string
+  }
+
+  export interface BlockSummariesBlocksBlockHeightFieldEvent {
+    field: '$.blocks[].blockHeight'
+    value: number
+    index: number
+  }
+
+  export interface BlockSummariesBlocksCountFieldEvent {
+    field: '$.blocks[].count'
+    value: number
+    index: number
+  }
+
+  export interface BlockSummariesBlocksRootFieldEvent {
+    field: '$.blocks[].root'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface BlockSummariesTimestampMsFieldEvent {
+    field: '$.timestampMs'
+    value: number
+  }
+
+  export function encode (obj: Partial<BlockSummaries>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, BlockSummaries.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockSummaries>): BlockSummaries {
+    return decodeMessage(buf, BlockSummaries.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockSummaries>): Generator<BlockSummariesRegistryPeerIdFieldEvent | BlockSummariesBlocksBlockHeightFieldEvent | BlockSummariesBlocksCountFieldEvent | BlockSummariesBlocksRootFieldEvent | BlockSummariesTimestampMsFieldEvent> {
+    return streamMessage(buf, BlockSummaries.codec(), opts)
+  }
+}
+
+export interface SyncRequest {
+  spans?: SpanQuery
+  items?: ItemsQuery
+}
+
+export namespace SyncRequest {
+  let _codec: Codec<SyncRequest>
+
+  export const codec = (): Codec<SyncRequest> => {
+    if (_codec == null) {
+      _codec = message<SyncRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.spans != null) {
+          w.uint32(10)
+          SpanQuery.codec().encode(obj.spans, w)
+        }
+
+        if (obj.items != null) {
+          w.uint32(18)
+          ItemsQuery.codec().encode(obj.items, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {}
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.spans = SpanQuery.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.spans
+              })
+              break
+            }
+            case 2: {
+              obj.items = ItemsQuery.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.items
+              })
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield * SpanQuery.codec().stream(reader, reader.uint32(), `${prefix}.spans`, {
+                limits: opts.limits?.spans
+              })
+
+              break
+            }
+            case 2: {
+              yield * ItemsQuery.codec().stream(reader, reader.uint32(), `${prefix}.items`, {
+                limits: opts.limits?.items
+              })
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SyncRequestSpansFromBlockFieldEvent {
+    field: '$.spans.fromBlock'
+    value: number
+  }
+
+  export interface SyncRequestSpansToBlockFieldEvent {
+    field: '$.spans.toBlock'
+    value: number
+  }
+
+  export interface SyncRequestSpansSpanFieldEvent {
+    field: '$.spans.span'
+    value: number
+  }
+
+  export interface SyncRequestItemsBlockHeightFieldEvent {
+    field: '$.items.blockHeight'
+    value: number
+  }
+
+  export interface SyncRequestItemsHaveFieldEvent {
+    field: '$.items.have[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<SyncRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, SyncRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SyncRequest>): SyncRequest {
+    return decodeMessage(buf, SyncRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SyncRequest>): Generator<SyncRequestSpansFromBlockFieldEvent | SyncRequestSpansToBlockFieldEvent | SyncRequestSpansSpanFieldEvent | SyncRequestItemsBlockHeightFieldEvent | SyncRequestItemsHaveFieldEvent> {
+    return streamMessage(buf, SyncRequest.codec(), opts)
+  }
+}
+
+export interface SpanQuery {
+  fromBlock: number
+  toBlock: number
+  span: number
+}
+
+export namespace SpanQuery {
+  let _codec: Codec<SpanQuery>
+
+  export const codec = (): Codec<SpanQuery> => {
+    if (_codec == null) {
+      _codec = message<SpanQuery>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.fromBlock != null && obj.fromBlock !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.fromBlock)
+        }
+
+        if ((obj.toBlock != null && obj.toBlock !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.toBlock)
+        }
+
+        if ((obj.span != null && obj.span !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.span)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          fromBlock: 0,
+          toBlock: 0,
+          span: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.fromBlock = reader.uint64Number()
+              break
+            }
+            case 2: {
+              obj.toBlock = reader.uint64Number()
+              break
+            }
+            case 3: {
+              obj.span = reader.uint32()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.fromBlock`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.toBlock`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.span`,
+                value: reader.uint32()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SpanQueryFromBlockFieldEvent {
+    field: '$.fromBlock'
+    value: number
+  }
+
+  export interface SpanQueryToBlockFieldEvent {
+    field: '$.toBlock'
+    value: number
+  }
+
+  export interface SpanQuerySpanFieldEvent {
+    field: '$.span'
+    value: number
+  }
+
+  export function encode (obj: Partial<SpanQuery>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, SpanQuery.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanQuery>): SpanQuery {
+    return decodeMessage(buf, SpanQuery.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanQuery>): Generator<SpanQueryFromBlockFieldEvent | SpanQueryToBlockFieldEvent | SpanQuerySpanFieldEvent> {
+    return streamMessage(buf, SpanQuery.codec(), opts)
+  }
+}
+
+export interface ItemsQuery {
+  blockHeight: number
+  have: Uint8Array<ArrayBuffer>[]
+}
+
+export namespace ItemsQuery {
+  let _codec: Codec<ItemsQuery>
+
+  export const codec = (): Codec<ItemsQuery> => {
+    if (_codec == null) {
+      _codec = message<ItemsQuery>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.blockHeight != null && obj.blockHeight !== 0)) {
+          w.uint32(8)
+          w.uint64Number(obj.blockHeight)
+        }
+
+        if (obj.have != null && obj.have.length > 0) {
+          for (const value of obj.have) {
+            w.uint32(18)
+            w.bytes(value)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          blockHeight: 0,
+          have: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.blockHeight = reader.uint64Number()
+              break
+            }
+            case 2: {
+              if (opts.limits?.have != null && obj.have.length === opts.limits.have) {
+                throw new MaxLengthError('Decode error - repeated field "have" had too many elements')
+              }
+
+              obj.have.push(reader.bytes())
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          have: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.blockHeight`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.have != null && obj.have === opts.limits.have) {
+                throw new MaxLengthError('Streaming decode error - repeated field "have" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.have[]`,
+                index: obj.have,
+                value: reader.bytes()
+              }
+
+              obj.have++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ItemsQueryBlockHeightFieldEvent {
+    field: '$.blockHeight'
+    value: number
+  }
+
+  export interface ItemsQueryHaveFieldEvent {
+    field: '$.have[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<ItemsQuery>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ItemsQuery.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ItemsQuery>): ItemsQuery {
+    return decodeMessage(buf, ItemsQuery.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ItemsQuery>): Generator<ItemsQueryBlockHeightFieldEvent | ItemsQueryHaveFieldEvent> {
+    return streamMessage(buf, ItemsQuery.codec(), opts)
+  }
+}
+
+export interface SyncResponse {
+  spans: BlockSummary[]
+  envelopes: Uint8Array<ArrayBuffer>[]
+}
+
+export namespace SyncResponse {
+  let _codec: Codec<SyncResponse>
+
+  export const codec = (): Codec<SyncResponse> => {
+    if (_codec == null) {
+      _codec = message<SyncResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.spans != null && obj.spans.length > 0) {
+          for (const value of obj.spans) {
+            w.uint32(10)
+            BlockSummary.codec().encode(value, w)
+          }
+        }
+
+        if (obj.envelopes != null && obj.envelopes.length > 0) {
+          for (const value of obj.envelopes) {
+            w.uint32(18)
+            w.bytes(value)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          spans: [],
+          envelopes: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.spans != null && obj.spans.length === opts.limits.spans) {
+                throw new MaxLengthError('Decode error - repeated field "spans" had too many elements')
+              }
+
+              obj.spans.push(BlockSummary.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.spans$
+              }))
+              break
+            }
+            case 2: {
+              if (opts.limits?.envelopes != null && obj.envelopes.length === opts.limits.envelopes) {
+                throw new MaxLengthError('Decode error - repeated field "envelopes" had too many elements')
+              }
+
+              obj.envelopes.push(reader.bytes())
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          spans: 0,
+          envelopes: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.spans != null && obj.spans === opts.limits.spans) {
+                throw new MaxLengthError('Streaming decode error - repeated field "spans" had too many elements')
+              }
+
+              for (const evt of BlockSummary.codec().stream(reader, reader.uint32(), `${prefix}.spans[]`, {
+                limits: opts.limits?.spans$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.spans
+                }
+              }
+
+              obj.spans++
+
+              break
+            }
+            case 2: {
+              if (opts.limits?.envelopes != null && obj.envelopes === opts.limits.envelopes) {
+                throw new MaxLengthError('Streaming decode error - repeated field "envelopes" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.envelopes[]`,
+                index: obj.envelopes,
+                value: reader.bytes()
+              }
+
+              obj.envelopes++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SyncResponseSpansBlockHeightFieldEvent {
+    field: '$.spans[].blockHeight'
+    value: number
+    index: number
+  }
+
+  export interface SyncResponseSpansCountFieldEvent {
+    field: '$.spans[].count'
+    value: number
+    index: number
+  }
+
+  export interface SyncResponseSpansRootFieldEvent {
+    field: '$.spans[].root'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface SyncResponseEnvelopesFieldEvent {
+    field: '$.envelopes[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<SyncResponse>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, SyncResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SyncResponse>): SyncResponse {
+    return decodeMessage(buf, SyncResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SyncResponse>): Generator<SyncResponseSpansBlockHeightFieldEvent | SyncResponseSpansCountFieldEvent | SyncResponseSpansRootFieldEvent | SyncResponseEnvelopesFieldEvent> {
+    return streamMessage(buf, SyncResponse.codec(), opts)
+  }
+}
