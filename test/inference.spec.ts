@@ -195,9 +195,12 @@ describe('inference path (real processes)', function () {
       expect(printedKey).to.equal(key)
       const [, modelName] = (await devnet.waitForLine(/^model: (\S+) \(sha256 [0-9a-f]{64}\)$/)) as RegExpMatchArray
 
-      // bootstrap, distributor and two suppliers, each started with a path under the data dir.
+      const registryUrls: string[] = []
+      for (let i = 1; i <= 3; i++) registryUrls.push((await devnet.waitForLine(new RegExp(`^registry ${i}: (http://\\S+)$`)))[1]!)
+
+      // bootstrap, three registries, distributor and two suppliers, each started with a path under the data dir.
       const children = processesMentioning(dataDir).filter(p => p.pid !== devnet.child.pid)
-      expect(children, children.map(c => c.cmdline).join('\n')).to.have.length(4)
+      expect(children, children.map(c => c.cmdline).join('\n')).to.have.length(7)
 
       const client = new GcnClient({ baseUrl: gatewayUrl!, apiKey: key, maxRetries: 0 })
       const reply = client.chat({ model: modelName!, messages: [{ role: 'user', content: 'Hello, innkeeper!' }], max_tokens: 16 })
@@ -212,6 +215,41 @@ describe('inference path (real processes)', function () {
       expect(result.usage!.completionTokens).to.be.within(1, 16)
       expect(result.usage!.promptTokens).to.be.greaterThan(0)
       expect(result.usage!.totalTokens).to.equal(result.usage!.promptTokens + result.usage!.completionTokens)
+
+      // The distributor's receipt and the supplier's block confirmation reach every registry peer and agree.
+      interface Totals {
+        receipts: number
+        promptTokens: number
+        completionTokens: number
+        cost: string
+        billableReceipts: number
+      }
+      const totals = await Promise.all(
+        registryUrls.map(url =>
+          waitFor(
+            `a billable receipt at ${url}`,
+            async () => {
+              const t = (await (await fetch(`${url}/totals?game=devnet`)).json()) as Totals
+              return t.billableReceipts === 1 ? t : undefined
+            },
+            20_000
+          )
+        )
+      )
+      for (const t of totals) {
+        expect(t).to.include({ receipts: 1, promptTokens: result.usage!.promptTokens, completionTokens: result.usage!.completionTokens })
+        expect(t.cost).to.equal(totals[0]!.cost)
+      }
+      const roots = await Promise.all(
+        registryUrls.map(async url => {
+          const res = await fetch(`${url}/blocks?from=0&to=99999`)
+          expect(res.status).to.equal(200)
+          const body = (await res.json()) as { blocks: unknown[] }
+          expect(body.blocks).to.have.length.greaterThan(0)
+          return JSON.stringify(body)
+        })
+      )
+      expect(new Set(roots).size, roots.join('\n')).to.equal(1)
 
       const code = await devnet.stop('SIGTERM', 30_000)
       expect(code, `devnet exit code; stderr: ${devnet.stderr}`).to.equal(0)

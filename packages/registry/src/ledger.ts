@@ -129,7 +129,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
 );
 CREATE INDEX IF NOT EXISTS envelopes_block ON envelopes (block);
 CREATE TABLE IF NOT EXISTS receipts (
-  task_id BLOB PRIMARY KEY,
+  task_id BLOB NOT NULL UNIQUE,
   hash BLOB NOT NULL,
   block INTEGER NOT NULL,
   game TEXT NOT NULL,
@@ -143,10 +143,8 @@ CREATE TABLE IF NOT EXISTS receipts (
   verdict INTEGER NOT NULL,
   ts INTEGER NOT NULL,
   envelope BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS receipts_block ON receipts (block, hash);
-CREATE INDEX IF NOT EXISTS receipts_game_block ON receipts (game, block);
-CREATE INDEX IF NOT EXISTS receipts_supplier_block ON receipts (supplier, block);
 CREATE TABLE IF NOT EXISTS confirmations (
   supplier TEXT NOT NULL,
   task_id BLOB NOT NULL,

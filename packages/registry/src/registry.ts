@@ -48,6 +48,11 @@ export interface RegistryInit {
   maxInFlightPerStream?: number
   /** Inbound submit streams accepted per connection. */
   maxSubmitStreams?: number
+  /**
+   * Writes in flight to one registry peer; beyond it that peer is skipped (it
+   * catches up by anti-entropy) so a slow peer never makes us buffer without bound.
+   */
+  maxReplicaInFlight?: number
 }
 
 export const REGISTRY_DEFAULTS = Object.freeze({
@@ -55,7 +60,8 @@ export const REGISTRY_DEFAULTS = Object.freeze({
   replicateTimeoutMs: 5_000,
   syncIntervalMs: 2_000,
   maxInFlightPerStream: 256,
-  maxSubmitStreams: 64
+  maxSubmitStreams: 64,
+  maxReplicaInFlight: 64
 })
 
 export interface RegistryComponents {
@@ -72,6 +78,8 @@ export interface RegistryStats {
   rejected: Record<string, number>
   quorumFailures: number
   replicatedIn: number
+  /** Writes not sent to a registry peer that had maxReplicaInFlight outstanding. */
+  replicaSkips: number
   syncedIn: number
   syncRounds: number
 }
@@ -122,6 +130,7 @@ export class Registry {
     rejected: {},
     quorumFailures: 0,
     replicatedIn: 0,
+    replicaSkips: 0,
     syncedIn: 0,
     syncRounds: 0
   }
@@ -333,6 +342,10 @@ export class Registry {
       if (stream.closed) {
         this.replicaStreams.delete(key)
         stream = await this.replicaStream(peer)
+      }
+      if (stream.inFlight >= this.init.maxReplicaInFlight) {
+        this.stats.replicaSkips++
+        return false
       }
       const ack = await stream.write(envelope, signal)
       if (!ack.ok) this.log.warn('registry peer refused a replicated write', { peer: key, code: ack.errorCode })
