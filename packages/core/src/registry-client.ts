@@ -194,9 +194,10 @@ export class RegistryClient {
    */
   async submit(envelope: SignedEnvelope, options: { signal?: AbortSignal } = {}): Promise<RegistryAck> {
     let lastError: unknown
+    const start = this.cursor
     for (let i = 0; i < this.peers.length; i++) {
       if (options.signal?.aborted === true) throw new AbortedError('registry submit aborted', { cause: options.signal.reason })
-      const peer = this.peers[(this.cursor + i) % this.peers.length]!
+      const peer = this.peers[(start + i) % this.peers.length]!
       const signal = AbortSignal.any([AbortSignal.timeout(this.ackTimeoutMs), ...(options.signal === undefined ? [] : [options.signal])])
       try {
         const ack = await this.writeTo(peer, envelope, signal)
@@ -211,8 +212,8 @@ export class RegistryClient {
         if (err instanceof RegistryRejectedError && !err.retryable) throw err
         lastError = err
         this.log.debug('registry write failed, trying the next registry', { peer: peer.peerId.toString(), err })
-        // Prefer a different registry next time.
-        this.cursor = (this.cursor + i + 1) % this.peers.length
+        // Later writes start at the registry after the one that failed.
+        this.cursor = (start + i + 1) % this.peers.length
       }
     }
     if (lastError instanceof RegistryRejectedError) throw lastError

@@ -36,7 +36,7 @@ export interface RegistryInit {
   distributors: string[]
   /** Registry peers, this one included, that must hold a write durably before it is acknowledged. */
   quorum?: number
-  /** How many blocks back a direct write may still be for (replication and sync accept any age). */
+  /** How many blocks back a direct write may still be for (replication and sync accept any age); default max(150, blocks per day / 10). */
   acceptBlocksBehind?: number
   /** How many blocks ahead of our clock a write may be for (clock skew). */
   acceptBlocksAhead?: number
@@ -147,7 +147,7 @@ export class Registry {
     this.init = {
       ...REGISTRY_DEFAULTS,
       quorum: Math.min(2, this.peers.length + 1),
-      acceptBlocksBehind: Math.max(10, Math.floor(blocksPerDay / 10)),
+      acceptBlocksBehind: Math.max(150, Math.floor(blocksPerDay / 10)),
       ...Object.fromEntries(Object.entries(init).filter(([k, v]) => v !== undefined && k !== 'peers' && k !== 'distributors'))
     } as Required<Omit<RegistryInit, 'peers' | 'distributors'>>
     if (!Number.isInteger(this.init.quorum) || this.init.quorum < 1 || this.init.quorum > this.peers.length + 1) {
