@@ -28,7 +28,7 @@ import {
   signEnvelope,
   silentLogger
 } from '@gcn/core'
-import { fmt, GCN_BIN, machine, ROOT } from './lib.js'
+import { cpuSeconds, fmt, GCN_BIN, machine, ROOT } from './lib.js'
 
 const BLOCK_MS = 2000
 const BATCH = 1024
@@ -209,11 +209,14 @@ async function main(): Promise<void> {
 
     // B: three peers, quorum 2.
     const peers = await Promise.all(['r1', 'r2', 'r3'].map(n => makePeer(root, n)))
+    // A fourth registry peer is configured everywhere but only started later (C).
+    const late = await makePeer(root, 'late')
+    const everyone = [...peers, late]
     await Promise.all(
       peers.map(p =>
         startRegistry(
           p,
-          peers.filter(o => o !== p),
+          everyone.filter(o => o !== p),
           distributorId,
           genesisMs,
           2
@@ -221,11 +224,14 @@ async function main(): Promise<void> {
       )
     )
     const envelopes = await sign(200)
+    const cpuBefore = peers.map(p => cpuSeconds(p.proc!.pid!))
     const replicatedRate = await ingest(peers[0]!, envelopes)
+    // CPU each peer spent per receipt: on this 2-core box three peers share two cores, so this is the figure that
+    // says what one peer on its own host could take.
+    const cpuUsPerReceipt = peers.map((p, i) => ((cpuSeconds(p.proc!.pid!) - cpuBefore[i]!) * 1e6) / ((envelopes.length - 1) * BATCH))
     const lagMs = await waitIdentical(peers)
 
-    // C: a fourth peer joins late and must fetch everything the others hold.
-    const late = await makePeer(root, 'late')
+    // C: the fourth peer joins late and must fetch everything the others hold.
     const lateEnvelopes = await sign(98) // ~100,000 receipts more, written while `late` is down
     await ingest(peers[0]!, lateEnvelopes)
     await waitIdentical(peers)
@@ -240,6 +246,7 @@ async function main(): Promise<void> {
     results.push(
       `| one registry peer, replication off (quorum 1) | ${fmt(soloRate, 0)} receipts/s | |`,
       `| one registry peer, replication on (quorum 2 of 3) | ${fmt(replicatedRate, 0)} receipts/s | ${fmt(replicatedRate / soloRate, 2)}× of off (goal ≥ 20,000/s) |`,
+      `| CPU per receipt while replicating: ingesting peer / replicas | ${cpuUsPerReceipt.map(c => `${fmt(c, 1)} µs`).join(' / ')} | one peer alone on a core: ≈ ${fmt(1e6 / cpuUsPerReceipt[0]!, 0)} receipts/s |`,
       `| replication lag after the last ack (all 3 peers identical roots) | ${fmt(lagMs, 0)} ms = ${fmt(lagMs / BLOCK_MS, 2)} blocks | goal ≤ 1 block |`,
       `| catch-up of a peer that missed ${status.counts.receipts.toLocaleString('en-US')} receipts | ${fmt(catchupMs / 1000, 1)} s (${fmt(status.counts.receipts / (catchupMs / 1000), 0)} receipts/s, incl. ${fmt(startupMs / 1000, 1)} s process start) | |`
     )

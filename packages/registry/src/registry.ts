@@ -117,7 +117,10 @@ export class Registry {
   private readonly replicaStreams = new Map<string, Promise<AckedWriteStream>>()
   private commitQueue: PendingCommit[] = []
   private commitScheduled = false
-  private readonly dirtyBlocks = new Set<number>()
+  /** Blocks changed since their summary was last gossiped → when they last changed (ms). */
+  private readonly dirtyBlocks = new Map<number, number>()
+  private lastWriteAt = 0
+  private lastSyncAt = 0
   /** Blocks a peer's gossip says differ from ours: block → peer to fetch from. */
   private readonly suspects = new Map<number, string>()
   private readonly timers: Array<ReturnType<typeof setInterval>> = []
@@ -228,7 +231,10 @@ export class Registry {
     }
     for (let i = 0; i < batch.length; i++) {
       const outcome = outcomes[i]!
-      if (!outcome.duplicate) this.dirtyBlocks.add(batch[i]!.item.blockHeight)
+      if (!outcome.duplicate) {
+        this.dirtyBlocks.set(batch[i]!.item.blockHeight, Date.now())
+        this.lastWriteAt = Date.now()
+      }
       batch[i]!.resolve(outcome)
     }
   }
@@ -395,8 +401,16 @@ export class Registry {
 
   private publishSummaries(): void {
     if (this.dirtyBlocks.size === 0) return
-    const blocks = [...this.dirtyBlocks].sort((a, b) => a - b).slice(-256)
-    this.dirtyBlocks.clear()
+    // A block still being written changes again before anyone could act on its summary, and
+    // summarising it means hashing all its leaves: wait until it has been quiet for a block.
+    const quietBefore = Date.now() - this.components.clock.blockMs
+    const blocks = [...this.dirtyBlocks]
+      .filter(([, changedAt]) => changedAt <= quietBefore)
+      .map(([b]) => b)
+      .sort((a, b) => a - b)
+      .slice(-256)
+    if (blocks.length === 0) return
+    for (const b of blocks) this.dirtyBlocks.delete(b)
     const summaries: BlockSummary[] = blocks.map(b => this.summary(b))
     const message = BlockSummariesCodec.encode({
       registryPeerId: this.components.node.peerId.toString(),
@@ -426,6 +440,8 @@ export class Registry {
     }
     if (decoded.registryPeerId !== from) return
     for (const remote of decoded.blocks) {
+      // Ours is still changing: its own summary goes out (and is compared) once it is quiet.
+      if (this.dirtyBlocks.has(remote.blockHeight)) continue
       const local = this.components.ledger.blockSummary(remote.blockHeight)
       if (local.count < remote.count || (local.count === remote.count && !sameBytes(local.root, remote.root))) {
         this.suspects.set(remote.blockHeight, from)
@@ -545,6 +561,13 @@ export class Registry {
   /** One anti-entropy round against a random registry peer over everything up to the current block. */
   async antiEntropy(target?: PeerId): Promise<number> {
     if (this.syncing || !this.started || this.peers.length === 0) return 0
+    // Under sustained writes (replicated synchronously anyway) a full comparison re-hashes the busy
+    // blocks every round: then run one every 5 intervals only.
+    const now = Date.now()
+    if (target === undefined && now - this.lastWriteAt < this.init.syncIntervalMs && now - this.lastSyncAt < 5 * this.init.syncIntervalMs) {
+      return 0
+    }
+    this.lastSyncAt = now
     this.syncing = true
     try {
       const peer =
