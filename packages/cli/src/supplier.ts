@@ -89,7 +89,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
     outbox === undefined
       ? undefined
       : new ConfirmationReporter(
-          { recordFile: join(values.dataDir, 'completed-tasks.jsonl') },
+          { rewardAddress: values.rewardAddress, recordFile: join(values.dataDir, 'completed-tasks.jsonl') },
           { privateKey: identity.privateKey, peerId: node.peerId.toString(), clock: clockFrom(values), outbox, logger: log }
         )
   const supplier = new Supplier(

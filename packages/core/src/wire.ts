@@ -483,7 +483,8 @@ const blockConfirmation = message<BlockConfirmation>({
   supplierPeerId: peerId,
   blockHeight: safeUint(),
   taskIds: list(taskId, L.taskIdsPerConfirmation),
-  timestampMs: safeUint(1)
+  timestampMs: safeUint(1),
+  rewardAddress: str(42, 42, ETH_ADDRESS, '0x followed by 40 hex characters')
 })
 
 const receiptBatch = message<ReceiptBatch>(

@@ -153,7 +153,8 @@ const blockConfirmation: fc.Arbitrary<BlockConfirmation> = fc.record({
   supplierPeerId: peerId,
   blockHeight: safe,
   taskIds: fc.array(bytesOf(16), { maxLength: 4 }),
-  timestampMs: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
+  timestampMs: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+  rewardAddress: bytesOf(20).map(b => `0x${hex(b)}`)
 })
 const envelope: fc.Arbitrary<SignedEnvelope> = fc.record({
   payloadType: printable(1, 16),

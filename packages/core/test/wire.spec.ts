@@ -652,7 +652,7 @@ describe('wire codecs', () => {
         return Uint8Array.from(out)
       }
       expectInvalid(() => TaskRequestCodec.decode(withVarint(TaskRequestCodec.encode(request()), 0x48, 2n ** 53n)), 'TaskRequest')
-      const conf = { supplierPeerId: PEER_A, blockHeight: 1, taskIds: [], timestampMs: 1 }
+      const conf = { supplierPeerId: PEER_A, blockHeight: 1, taskIds: [], timestampMs: 1, rewardAddress: `0x${'00'.repeat(20)}` }
       expectInvalid(
         () => BlockConfirmationCodec.decode(withVarint(BlockConfirmationCodec.encode(conf), 0x10, 2n ** 55n)),
         'BlockConfirmation'
@@ -822,7 +822,13 @@ describe('wire codecs', () => {
         new DataView(id.buffer).setUint32(0, i)
         return id
       })
-      const msg = { supplierPeerId: PEER_A, blockHeight: Number.MAX_SAFE_INTEGER, taskIds, timestampMs: Number.MAX_SAFE_INTEGER }
+      const msg = {
+        supplierPeerId: PEER_A,
+        blockHeight: Number.MAX_SAFE_INTEGER,
+        taskIds,
+        timestampMs: Number.MAX_SAFE_INTEGER,
+        rewardAddress: `0x${'ff'.repeat(20)}`
+      }
       const bytes = BlockConfirmationCodec.encode(msg) as Uint8Array<ArrayBuffer>
       expect(BlockConfirmationCodec.decode(bytes).taskIds).to.have.length(taskIds.length)
       const env = SignedEnvelopeCodec.encode({

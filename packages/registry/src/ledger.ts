@@ -54,6 +54,8 @@ export type LedgerItem =
       signer: string
       envelope: Uint8Array
       taskIds: Uint8Array[]
+      /** The supplier's reward address (lowercase 0x + 40 hex) from its signed confirmation. */
+      rewardAddress?: string
     }
 
 export interface InsertOutcome {

@@ -75,7 +75,15 @@ export async function verifyEnvelope(envelope: SignedEnvelope, policy: VerifyPol
     if (confirmation.supplierPeerId !== signer) {
       throw new SignerMismatchError(`confirmation names supplier ${confirmation.supplierPeerId} but was signed by ${signer}`)
     }
-    return { kind: 'confirmation', id, blockHeight: confirmation.blockHeight, signer, envelope: encoded, taskIds: confirmation.taskIds }
+    return {
+      kind: 'confirmation',
+      id,
+      blockHeight: confirmation.blockHeight,
+      signer,
+      envelope: encoded,
+      taskIds: confirmation.taskIds,
+      rewardAddress: confirmation.rewardAddress.toLowerCase()
+    }
   }
   throw new UnsupportedPayloadError(
     `registries store ${RECEIPTS_PAYLOAD} and ${CONFIRMATION_PAYLOAD}, not ${JSON.stringify(envelope.payloadType)}`

@@ -119,7 +119,8 @@ describe('verifyEnvelope', () => {
       supplierPeerId: supplier,
       blockHeight: 9,
       taskIds: [plainBytes(randomBytes(16))],
-      timestampMs: Date.now()
+      timestampMs: Date.now(),
+      rewardAddress: `0x${'12'.repeat(20)}`
     })
     const item = await verifyEnvelope(await signEnvelope(supplierKey, CONFIRMATION_PAYLOAD, payload), policy)
     expect(item).to.include({ kind: 'confirmation', blockHeight: 9, signer: supplier })

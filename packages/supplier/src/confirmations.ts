@@ -13,6 +13,8 @@ import {
 import type { PrivateKey } from '@libp2p/interface'
 
 export interface ConfirmationReporterInit {
+  /** EVM address credited with this supplier's earnings (sent in every confirmation). */
+  rewardAddress: string
   /** Append every confirmation sent to this JSON-lines file: the supplier's own record of completed tasks. */
   recordFile?: string
 }
@@ -72,7 +74,8 @@ export class ConfirmationReporter {
           supplierPeerId: this.components.peerId,
           blockHeight,
           taskIds: taskIds.map(plainBytes),
-          timestampMs: Date.now()
+          timestampMs: Date.now(),
+          rewardAddress: this.init.rewardAddress
         })
         const envelope = await signEnvelope(this.components.privateKey, CONFIRMATION_PAYLOAD, payload)
         this.stats.confirmations++

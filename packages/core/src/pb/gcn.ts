@@ -2663,6 +2663,7 @@ export interface BlockConfirmation {
   blockHeight: number
   taskIds: Uint8Array<ArrayBuffer>[]
   timestampMs: number
+  rewardAddress: string
 }
 
 export namespace BlockConfirmation {
@@ -2697,6 +2698,11 @@ export namespace BlockConfirmation {
           w.uint64Number(obj.timestampMs)
         }
 
+        if ((obj.rewardAddress != null && obj.rewardAddress !== '')) {
+          w.uint32(42)
+          w.string(obj.rewardAddress)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -2705,7 +2711,8 @@ export namespace BlockConfirmation {
           supplierPeerId: '',
           blockHeight: 0,
           taskIds: [],
-          timestampMs: 0
+          timestampMs: 0,
+          rewardAddress: ''
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -2732,6 +2739,10 @@ export namespace BlockConfirmation {
             }
             case 4: {
               obj.timestampMs = reader.uint64Number()
+              break
+            }
+            case 5: {
+              obj.rewardAddress = reader.string()
               break
             }
             default: {
@@ -2789,6 +2800,13 @@ export namespace BlockConfirmation {
               }
               break
             }
+            case 5: {
+              yield {
+                field: `${prefix}.rewardAddress`,
+                value: reader.string()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -2822,6 +2840,11 @@ export namespace BlockConfirmation {
     value: number
   }
 
+  export interface BlockConfirmationRewardAddressFieldEvent {
+    field: '$.rewardAddress'
+    value: string
+  }
+
   export function encode (obj: Partial<BlockConfirmation>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, BlockConfirmation.codec())
   }
@@ -2830,7 +2853,7 @@ export namespace BlockConfirmation {
     return decodeMessage(buf, BlockConfirmation.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockConfirmation>): Generator<BlockConfirmationSupplierPeerIdFieldEvent | BlockConfirmationBlockHeightFieldEvent | BlockConfirmationTaskIdsFieldEvent | BlockConfirmationTimestampMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockConfirmation>): Generator<BlockConfirmationSupplierPeerIdFieldEvent | BlockConfirmationBlockHeightFieldEvent | BlockConfirmationTaskIdsFieldEvent | BlockConfirmationTimestampMsFieldEvent | BlockConfirmationRewardAddressFieldEvent> {
     return streamMessage(buf, BlockConfirmation.codec(), opts)
   }
 }
