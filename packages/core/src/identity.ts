@@ -43,54 +43,78 @@ function hasCode(err: unknown, ...codes: string[]): boolean {
  */
 export async function loadOrCreateIdentity(path: string, options: LoadIdentityOptions = {}): Promise<Identity> {
   if (typeof path !== 'string' || path.length === 0) throw new GcnError('identity key path must be a non-empty string')
-  const existing = await readKeyFile(path)
-  if (existing !== undefined) return { privateKey: existing, peerId: peerIdFromPrivateKey(existing), created: false }
-  if (options.create === false) {
-    throw new KeyFileNotFoundError(`identity key file ${path} does not exist`, {
-      hint: 'check the path, or allow creating a new identity'
-    })
-  }
-  const privateKey = await generateKeyPair('Ed25519')
-  if (await writeKeyFileExclusive(path, privateKeyToProtobuf(privateKey))) {
-    return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created: true }
-  }
-  // Another process created the file between our read and write: use its key.
-  const raced = await readKeyFile(path)
-  if (raced === undefined) throw new GcnError(`identity key file ${path} vanished while being created`)
-  return { privateKey: raced, peerId: peerIdFromPrivateKey(raced), created: false }
+  const { value: privateKey, created } = await loadOrCreateSecretFile(path, {
+    what: 'identity key file',
+    create: options.create !== false,
+    generate: async () => privateKeyToProtobuf(await generateKeyPair('Ed25519')),
+    decode: bytes => decodeKey(path, bytes)
+  })
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created }
 }
 
-/** The key in path, or undefined when the file does not exist. */
-async function readKeyFile(path: string): Promise<Ed25519PrivateKey | undefined> {
+export interface SecretFileOptions<T> {
+  /** How errors name the file, e.g. 'identity key file'. */
+  what: string
+  /** Create the file when it is missing (default true). */
+  create?: boolean
+  /** Bytes of a new secret. */
+  generate(): Uint8Array | Promise<Uint8Array>
+  /** Parses and checks the file's bytes; throws InvalidKeyError when they are not a valid secret. */
+  decode(bytes: Uint8Array): T
+}
+
+/**
+ * A secret kept in a file of its own (keys): read with the same checks as the
+ * identity (regular file, mode 0600, bounded size), or created exclusively
+ * (mode 0600, directory 0700, fsynced) when missing. Two processes creating
+ * it at once end up with the same secret.
+ */
+export async function loadOrCreateSecretFile<T>(path: string, options: SecretFileOptions<T>): Promise<{ value: T; created: boolean }> {
+  const existing = await readSecretFile(path, options.what)
+  if (existing !== undefined) return { value: options.decode(existing), created: false }
+  if (options.create === false) {
+    throw new KeyFileNotFoundError(`${options.what} ${path} does not exist`, {
+      hint: 'check the path, or allow creating a new one'
+    })
+  }
+  const bytes = await options.generate()
+  const value = options.decode(bytes)
+  if (await writeKeyFileExclusive(path, bytes, options.what)) return { value, created: true }
+  // Another process created the file between our read and write: use its secret.
+  const raced = await readSecretFile(path, options.what)
+  if (raced === undefined) throw new GcnError(`${options.what} ${path} vanished while being created`)
+  return { value: options.decode(raced), created: false }
+}
+
+/** The bytes in path, or undefined when the file does not exist. */
+async function readSecretFile(path: string, what: string): Promise<Uint8Array | undefined> {
   let handle: FileHandle
   try {
     // O_NONBLOCK so a FIFO at path is refused below instead of hanging the open.
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     if (hasCode(err, 'ENOENT')) return undefined
-    throw new InvalidKeyError(`cannot open identity key file ${path}`, { cause: err })
+    throw new InvalidKeyError(`cannot open ${what} ${path}`, { cause: err })
   }
-  let bytes: Uint8Array
   try {
     // fstat the opened file, so the checks apply to what is actually read.
     const stat = await handle.stat()
-    if (!stat.isFile()) throw new InvalidKeyError(`identity key file ${path} is not a regular file`)
+    if (!stat.isFile()) throw new InvalidKeyError(`${what} ${path} is not a regular file`)
     // POSIX permission bits mean nothing on Windows.
     if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
       throw new InsecureKeyFileError(
-        `identity key file ${path} is accessible by other users (mode ${(stat.mode & 0o777).toString(8).padStart(3, '0')})`,
+        `${what} ${path} is accessible by other users (mode ${(stat.mode & 0o777).toString(8).padStart(3, '0')})`,
         { hint: `chmod 600 ${path}` }
       )
     }
-    if (stat.size > MAX_KEY_FILE_BYTES) throw new InvalidKeyError(`identity key file ${path} is too large to be a key (${stat.size} bytes)`)
-    bytes = await handle.readFile()
+    if (stat.size > MAX_KEY_FILE_BYTES) throw new InvalidKeyError(`${what} ${path} is too large to be a key (${stat.size} bytes)`)
+    return await handle.readFile()
   } catch (err) {
     if (err instanceof GcnError) throw err
-    throw new InvalidKeyError(`cannot read identity key file ${path}`, { cause: err })
+    throw new InvalidKeyError(`cannot read ${what} ${path}`, { cause: err })
   } finally {
     await handle.close()
   }
-  return decodeKey(path, bytes)
 }
 
 function decodeKey(path: string, bytes: Uint8Array): Ed25519PrivateKey {
@@ -131,12 +155,12 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
  * The key is written and fsynced under a temporary name, then hard-linked into
  * place: unlike rename, link never replaces a key another process just created.
  */
-async function writeKeyFileExclusive(path: string, bytes: Uint8Array): Promise<boolean> {
+async function writeKeyFileExclusive(path: string, bytes: Uint8Array, what: string): Promise<boolean> {
   const dir = dirname(path)
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 })
   } catch (err) {
-    throw new InvalidKeyError(`cannot create directory ${dir} for the identity key`, { cause: err })
+    throw new InvalidKeyError(`cannot create directory ${dir} for the ${what}`, { cause: err })
   }
   const tmp = join(dir, `.${basename(path)}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`)
   try {
@@ -165,7 +189,7 @@ async function writeKeyFileExclusive(path: string, bytes: Uint8Array): Promise<b
     await syncDir(dir)
     return placed
   } catch (err) {
-    throw new InvalidKeyError(`cannot write identity key file ${path}`, { cause: err })
+    throw new InvalidKeyError(`cannot write ${what} ${path}`, { cause: err })
   } finally {
     await unlink(tmp).catch(() => {})
   }

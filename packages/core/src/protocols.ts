@@ -20,3 +20,5 @@ export const REGISTRY_BLOCKS_TOPIC = '/gcn/registry/blocks/1'
 /** SignedEnvelope payload types stored by registries. */
 export const RECEIPTS_PAYLOAD = 'gcn/receipts/1'
 export const CONFIRMATION_PAYLOAD = 'gcn/confirmation/1'
+/** Gossip topic where registry peers exchange signatures over their compiled day reports. */
+export const REGISTRY_REPORTS_TOPIC = '/gcn/registry/reports/1'

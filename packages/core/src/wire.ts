@@ -30,6 +30,7 @@ import {
   CapacityAdvert,
   ChatMessage,
   ChatMessages,
+  DayReportSignature,
   type ItemsQuery,
   ModelOffer,
   Receipt,
@@ -57,6 +58,7 @@ export type {
   CapacityAdvert,
   ChatMessage as WireChatMessage,
   ChatMessages,
+  DayReportSignature,
   ModelOffer,
   Receipt,
   ReceiptBatch,
@@ -136,6 +138,7 @@ export const LIMITS = Object.freeze({
   syncRequest: 576 * KiB,
   /** One response frame on /gcn/registry/sync/1.0.0 (several envelopes, or span digests); the largest frame of all. */
   syncResponse: 2 * MiB + 1 * KiB,
+  dayReportSignature: 1 * KiB,
   /** Largest frame any codec here accepts: the default frame cap of createFramedStream. */
   maxFrame: 2 * MiB + 1 * KiB
 })
@@ -551,6 +554,15 @@ const syncResponse = message<SyncResponse>({
   envelopes: list(bytes(1, LIMITS.envelope), L.envelopesPerResponse)
 })
 
+const dayReportSignature = message<DayReportSignature>({
+  registryPeerId: peerId,
+  day: safeUint(),
+  root: bytes(HASH_BYTES),
+  totalDebit: bytes(32),
+  signer: str(42, 42, ETH_ADDRESS, '0x followed by 40 hex characters'),
+  signature: bytes(65)
+})
+
 // ---------------------------------------------------------------------------
 // Codecs.
 
@@ -670,6 +682,13 @@ export const SyncResponseCodec = defineCodec<SyncResponse>('SyncResponse', LIMIT
   envelopes: L.envelopesPerResponse
 })
 
+export const DayReportSignatureCodec = defineCodec<DayReportSignature>(
+  'DayReportSignature',
+  LIMITS.dayReportSignature,
+  DayReportSignature,
+  dayReportSignature
+)
+
 export interface EnvelopeCodecOptions {
   /** Codec name used in error messages. */
   name?: string
@@ -731,7 +750,8 @@ export const CODECS = Object.freeze({
   RegistryAck: RegistryAckCodec,
   BlockSummaries: BlockSummariesCodec,
   SyncRequest: SyncRequestCodec,
-  SyncResponse: SyncResponseCodec
+  SyncResponse: SyncResponseCodec,
+  DayReportSignature: DayReportSignatureCodec
 })
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import {
   type WireChatMessage as ChatMessage,
   type ChatMessages,
   CODECS,
+  type DayReportSignature,
   type MessageCodec,
   type ModelOffer,
   ProofVerdict,
@@ -198,6 +199,14 @@ const itemsQuery: fc.Arbitrary<NonNullable<SyncRequest['items']>> = fc.record({
   have: fc.array(bytesOf(32), { maxLength: 3 })
 })
 const syncRequest: fc.Arbitrary<SyncRequest> = fc.oneof(fc.record({ spans: spanQuery }), fc.record({ items: itemsQuery }))
+const dayReportSignature: fc.Arbitrary<DayReportSignature> = fc.record({
+  registryPeerId: peerId,
+  day: safe,
+  root: bytesOf(32),
+  totalDebit: bytesOf(32),
+  signer: bytesOf(20).map(b => `0x${hex(b)}`),
+  signature: bytesOf(65)
+})
 const syncResponse: fc.Arbitrary<SyncResponse> = fc.record({
   spans: fc.array(blockSummary, { maxLength: 4 }),
   envelopes: fc.array(
@@ -230,7 +239,8 @@ const VALID: { [K in keyof typeof CODECS]: fc.Arbitrary<unknown> } = {
   RegistryAck: registryAck,
   BlockSummaries: blockSummaries,
   SyncRequest: syncRequest,
-  SyncResponse: syncResponse
+  SyncResponse: syncResponse,
+  DayReportSignature: dayReportSignature
 }
 
 // --- mutations ---

@@ -15,6 +15,8 @@ import {
   ChatMessageCodec,
   CODECS,
   createEnvelopeCodec,
+  type DayReportSignature,
+  DayReportSignatureCodec,
   FIELD_LIMITS,
   LIMITS,
   type MessageCodec,
@@ -157,6 +159,14 @@ const spansRequest = (): SyncRequest => ({ spans: { fromBlock: 0, toBlock: 100, 
 
 const itemsRequest = (): SyncRequest => ({ items: { blockHeight: 12, have: [filled(32, 1), filled(32, 2)] } })
 
+const dayReportSignature = (): DayReportSignature => ({
+  registryPeerId: PEER_A,
+  day: 3,
+  root: filled(32, 1),
+  totalDebit: filled(32, 0),
+  signer: `0x${'ab'.repeat(20)}`,
+  signature: filled(65, 2)
+})
 const syncResponse = (): SyncResponse => ({
   spans: [{ blockHeight: 0, count: 5, root: filled(32, 6) }],
   envelopes: [SignedEnvelopeCodec.encode(envelope()) as Uint8Array<ArrayBuffer>]
@@ -178,7 +188,15 @@ const SAMPLES: Record<keyof typeof CODECS, unknown[]> = {
   TaskChunk: [chunk(), finalChunk(), { ...chunk(), finishReason: WireFinishReason.STOP }],
   TaskFrame: [{ sealed: filled(100) }],
   Receipt: [receipt(), { ...receipt(), verdict: ProofVerdict.FAILED, blockHeight: 0, cost: 2n ** 64n - 1n }],
-  BlockConfirmation: [{ supplierPeerId: PEER_A, blockHeight: 5, taskIds: [filled(16, 1), filled(16, 2)], timestampMs: 1 }],
+  BlockConfirmation: [
+    {
+      supplierPeerId: PEER_A,
+      blockHeight: 5,
+      taskIds: [filled(16, 1), filled(16, 2)],
+      timestampMs: 1,
+      rewardAddress: `0x${'cd'.repeat(20)}`
+    }
+  ],
   ReceiptBatch: [batch(), { ...batch(), blockHeight: 0, receipts: [{ ...receipt(), blockHeight: 0 }] }],
   RegistryWrite: [write(), { id: Number.MAX_SAFE_INTEGER, envelope: envelope() }],
   RegistryAck: [
@@ -188,7 +206,8 @@ const SAMPLES: Record<keyof typeof CODECS, unknown[]> = {
   ],
   BlockSummaries: [summaries(), { ...summaries(), blocks: [] }],
   SyncRequest: [spansRequest(), itemsRequest(), { items: { blockHeight: 0, have: [] } }, { spans: { fromBlock: 7, toBlock: 7, span: 1 } }],
-  SyncResponse: [syncResponse(), { spans: [], envelopes: [] }]
+  SyncResponse: [syncResponse(), { spans: [], envelopes: [] }],
+  DayReportSignature: [dayReportSignature()]
 }
 
 function expectInvalid(fn: () => unknown, field: string): InvalidMessageError {
@@ -456,7 +475,7 @@ describe('wire codecs', () => {
   rules(
     BlockConfirmationCodec,
     pb.BlockConfirmation,
-    () => ({ supplierPeerId: PEER_A, blockHeight: 5, taskIds: [filled(16)], timestampMs: 1 }),
+    () => ({ supplierPeerId: PEER_A, blockHeight: 5, taskIds: [filled(16)], timestampMs: 1, rewardAddress: `0x${'cd'.repeat(20)}` }),
     [
       { name: 'a 15-byte task id', field: '.taskIds[1]', mutate: m => ({ ...m, taskIds: [filled(16), filled(15)] }) },
       { name: 'a missing supplier', field: '.supplierPeerId', mutate: set('supplierPeerId', '') },
@@ -571,6 +590,13 @@ describe('wire codecs', () => {
       field: '.items.have',
       mutate: () => ({ items: { blockHeight: 1, have: new Array(FIELD_LIMITS.haveIdsPerSync + 1).fill(filled(32)) } })
     }
+  ])
+
+  rules(DayReportSignatureCodec, pb.DayReportSignature, dayReportSignature, [
+    { name: 'a 31-byte root', field: '.root', mutate: set('root', filled(31)) },
+    { name: 'a 64-byte signature', field: '.signature', mutate: set('signature', filled(64)) },
+    { name: 'a signer that is not an address', field: '.signer', mutate: set('signer', '0x1234') },
+    { name: 'a short total', field: '.totalDebit', mutate: set('totalDebit', filled(8)) }
   ])
 
   rules(SyncResponseCodec, pb.SyncResponse, syncResponse, [

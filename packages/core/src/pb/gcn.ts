@@ -4337,3 +4337,207 @@ export namespace SyncResponse {
     return streamMessage(buf, SyncResponse.codec(), opts)
   }
 }
+
+export interface DayReportSignature {
+  registryPeerId: string
+  day: number
+  root: Uint8Array<ArrayBuffer>
+  totalDebit: Uint8Array<ArrayBuffer>
+  signer: string
+  signature: Uint8Array<ArrayBuffer>
+}
+
+export namespace DayReportSignature {
+  let _codec: Codec<DayReportSignature>
+
+  export const codec = (): Codec<DayReportSignature> => {
+    if (_codec == null) {
+      _codec = message<DayReportSignature>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.registryPeerId != null && obj.registryPeerId !== '')) {
+          w.uint32(10)
+          w.string(obj.registryPeerId)
+        }
+
+        if ((obj.day != null && obj.day !== 0)) {
+          w.uint32(16)
+          w.uint64Number(obj.day)
+        }
+
+        if ((obj.root != null && obj.root.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.root)
+        }
+
+        if ((obj.totalDebit != null && obj.totalDebit.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.totalDebit)
+        }
+
+        if ((obj.signer != null && obj.signer !== '')) {
+          w.uint32(42)
+          w.string(obj.signer)
+        }
+
+        if ((obj.signature != null && obj.signature.byteLength > 0)) {
+          w.uint32(50)
+          w.bytes(obj.signature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          registryPeerId: '',
+          day: 0,
+          root: uint8ArrayAlloc(0),
+          totalDebit: uint8ArrayAlloc(0),
+          signer: '',
+          signature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.registryPeerId = reader.string()
+              break
+            }
+            case 2: {
+              obj.day = reader.uint64Number()
+              break
+            }
+            case 3: {
+              obj.root = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.totalDebit = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.signer = reader.string()
+              break
+            }
+            case 6: {
+              obj.signature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.registryPeerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.day`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.root`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.totalDebit`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.signer`,
+                value: reader.string()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.signature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DayReportSignatureRegistryPeerIdFieldEvent {
+    field: '$.registryPeerId'
+    value: string
+  }
+
+  export interface DayReportSignatureDayFieldEvent {
+    field: '$.day'
+    value: number
+  }
+
+  export interface DayReportSignatureRootFieldEvent {
+    field: '$.root'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DayReportSignatureTotalDebitFieldEvent {
+    field: '$.totalDebit'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DayReportSignatureSignerFieldEvent {
+    field: '$.signer'
+    value: string
+  }
+
+  export interface DayReportSignatureSignatureFieldEvent {
+    field: '$.signature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<DayReportSignature>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DayReportSignature.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DayReportSignature>): DayReportSignature {
+    return decodeMessage(buf, DayReportSignature.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DayReportSignature>): Generator<DayReportSignatureRegistryPeerIdFieldEvent | DayReportSignatureDayFieldEvent | DayReportSignatureRootFieldEvent | DayReportSignatureTotalDebitFieldEvent | DayReportSignatureSignerFieldEvent | DayReportSignatureSignatureFieldEvent> {
+    return streamMessage(buf, DayReportSignature.codec(), opts)
+  }
+}
