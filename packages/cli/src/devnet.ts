@@ -15,9 +15,14 @@ import {
   loadConfig,
   loadOrCreateIdentity
 } from '@gcn/core'
+import { evmAddressOf, loadOrCreateEvmKey } from '@gcn/registry'
 import { sha256File, writeGguf } from '@gcn/supplier'
+import { type DevnetChain, startDevnetChain } from './devnet-chain.js'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
+
+/** Devnet registries accept receipts this many blocks (200 ms each) after their block. */
+const DEVNET_ACCEPT_BLOCKS_BEHIND = 25
 
 const GCN_BIN = fileURLToPath(new URL('../../bin/gcn.js', import.meta.url))
 
@@ -78,6 +83,7 @@ export async function runDevnet(argv: string[]): Promise<number> {
 
   const children: Child[] = []
   let stopping = false
+  let chain: DevnetChain | undefined
   const stopAll = async (): Promise<void> => {
     stopping = true
     await Promise.all(
@@ -94,6 +100,7 @@ export async function runDevnet(argv: string[]): Promise<number> {
           })
       )
     )
+    await chain?.close()
   }
   let failed: ((err: Error) => void) | undefined
   const failure = new Promise<never>((_, reject) => {
@@ -149,6 +156,21 @@ export async function runDevnet(argv: string[]): Promise<number> {
   const registryIds = await Promise.all(
     Array.from({ length: values.registries }, async (_, i) => (await loadOrCreateIdentity(keyFile(`registry-${i + 1}`))).peerId.toString())
   )
+  const evmAddress = async (name: string): Promise<`0x${string}`> => evmAddressOf(await loadOrCreateEvmKey(join(dataDir, name, 'evm.key')))
+  const registrySigners = await Promise.all(registryIds.map((_, i) => evmAddress(`registry-${i + 1}`)))
+  const supplierAccounts = await Promise.all(Array.from({ length: values.suppliers }, (_, i) => evmAddress(`supplier-${i + 1}`)))
+  // The rollup: an embedded chain with the settlement contract; the devnet game deposits 1,000 tokens (micro-units).
+  if (values.registries > 0) {
+    const bar = progressBar('starting the embedded chain')
+    chain = await startDevnetChain({
+      signers: registrySigners,
+      threshold: Math.min(2, registrySigners.length),
+      fund: [...registrySigners, ...supplierAccounts],
+      games: [{ gameId: 'devnet', deposit: 1_000_000_000n }]
+    })
+    bar.done()
+  }
+  const settlementArgs = chain === undefined ? [] : ['--rpc-url', chain.rpcUrl, '--settlement-address', chain.settlement]
 
   try {
     const local = ['--profile', 'local', '--listen', '/ip4/127.0.0.1/tcp/0']
@@ -167,6 +189,12 @@ export async function runDevnet(argv: string[]): Promise<number> {
         '0',
         '--distributor',
         distributorId,
+        ...settlementArgs,
+        // Devnet days are 10 s: accept receipts 5 s late, then settle.
+        '--accept-blocks-behind',
+        String(DEVNET_ACCEPT_BLOCKS_BEHIND),
+        '--stagger-blocks',
+        '10',
         ...registryIds.filter(other => other !== id).flatMap(other => ['--peer', `/p2p/${other}`])
       ])
     )
@@ -184,6 +212,9 @@ export async function runDevnet(argv: string[]): Promise<number> {
       join(dataDir, 'distributor'),
       '--gateway-port',
       String(values.gatewayPort),
+      ...settlementArgs,
+      '--standing-refresh-ms',
+      '1000',
       '--api-key',
       `devnet:${apiKey}`,
       '--key-rate-per-minute',
@@ -211,7 +242,9 @@ export async function runDevnet(argv: string[]): Promise<number> {
         '--slots',
         String(values.slots),
         '--threads',
-        String(values.threads)
+        String(values.threads),
+        '--reward-address',
+        supplierAccounts[i]!
       ])
     )
     const gateway = (await waitForLine(distributor, /^gateway: (\S+)$/))[1]!
@@ -232,11 +265,19 @@ export async function runDevnet(argv: string[]): Promise<number> {
             `model: ${model.id} (sha256 ${modelSha256})`,
             `suppliers: ${values.suppliers}`,
             ...registryUrls.map((m, i) => `registry ${i + 1}: ${m[1]}`),
+            ...(chain === undefined ? [] : [`chain: ${chain.rpcUrl}`, `settlement: ${chain.settlement}`, `token: ${chain.token}`]),
             '',
             'try:',
             `  curl -s ${gateway}/chat/completions -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' \\`,
             `    -d '{"model":"${model.id}","messages":[{"role":"user","content":"Hello, innkeeper!"}],"max_tokens":32}'`,
             ...(registryUrls.length > 0 ? [`  node packages/cli/bin/gcn.js registry query totals --url ${registryUrls[0]![1]}`] : []),
+            ...(chain === undefined
+              ? []
+              : [
+                  `  # after a day settles (days are 50 blocks = 10 s; settlement follows ~${Math.ceil(((DEVNET_ACCEPT_BLOCKS_BEHIND + 5) * DEVNET_CLOCK.blockMs) / 1000)} s later):`,
+                  `  curl -s '${registryUrls[0]![1]}/settlement/day?day=0'`,
+                  `  node packages/cli/bin/gcn.js supplier claim --data-dir ${join(dataDir, 'supplier-1')} --registry-url ${registryUrls[0]![1]} --rpc-url ${chain.rpcUrl} --settlement-address ${chain.settlement} --day 0`
+                ]),
             ''
           ].join('\n')
         )

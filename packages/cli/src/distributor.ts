@@ -6,6 +6,7 @@ import { clockOptions, registryClientOptions } from './common-options.js'
 import { untilSignal } from './process.js'
 import { clockFrom, registryOutbox } from './reporting.js'
 import { roleOptions, startRoleNode } from './role.js'
+import { watchGameStanding } from './standing.js'
 
 export const distributorSchema = {
   ...roleOptions('distributor'),
@@ -45,7 +46,24 @@ export const distributorSchema = {
     default: 10_000,
     description: 'try another supplier when no first token arrives by then'
   },
-  maxAttempts: { type: 'integer', min: 1, max: 10, default: 3, description: 'suppliers tried per request' }
+  maxAttempts: { type: 'integer', min: 1, max: 10, default: 3, description: 'suppliers tried per request' },
+  rpcUrl: {
+    type: 'string',
+    valueName: 'URL',
+    description: 'JSON-RPC URL of the rollup; with --settlement-address, delinquent games are refused (402)'
+  },
+  settlementAddress: {
+    type: 'string',
+    valueName: 'ADDRESS',
+    description: 'GcnSettlement contract address',
+    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
+  },
+  standingRefreshMs: {
+    type: 'integer',
+    min: 100,
+    default: 5_000,
+    description: "how often games' standing is read from the settlement contract"
+  }
 } satisfies ConfigSchema
 
 export const distributorHelp = formatHelp(
@@ -114,7 +132,18 @@ export async function runDistributor(argv: string[]): Promise<number> {
           { privateKey: identity.privateKey, peerId: node.peerId.toString(), clock: clockFrom(values), outbox, logger: log }
         )
   if (receipts !== undefined) router.onCompleted(task => receipts.issue(task))
-  const gateway = createGateway({ host: values.gatewayHost, port: values.gatewayPort, apiKeys }, { backend: router, logger: log })
+  const standing =
+    values.rpcUrl === undefined && values.settlementAddress === undefined
+      ? undefined
+      : await watchGameStanding(
+          { rpcUrl: values.rpcUrl, settlementAddress: values.settlementAddress, refreshMs: values.standingRefreshMs },
+          apiKeys.records().map(r => r.gameId),
+          log
+        )
+  const gateway = createGateway(
+    { host: values.gatewayHost, port: values.gatewayPort, apiKeys },
+    { backend: router, logger: log, ...(standing === undefined ? {} : { gameInGoodStanding: standing.inGoodStanding }) }
+  )
   await node.start()
   directory.start()
   outbox?.start()
@@ -125,6 +154,7 @@ export async function runDistributor(argv: string[]): Promise<number> {
   )
   return untilSignal(log, async () => {
     await gateway.stop()
+    standing?.stop()
     await router.settled()
     await receipts?.stop()
     await outbox?.stop({ flushMs: 10_000 })

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
-import { createQueryServer, Ledger, Registry } from '@gcn/registry'
+import { createQueryServer, Ledger, loadOrCreateEvmKey, Registry, SettlementChain, Settler } from '@gcn/registry'
 import { clockOptions } from './common-options.js'
 import { untilSignal } from './process.js'
 import { clockFrom } from './reporting.js'
@@ -27,6 +27,24 @@ export const registrySchema = {
     min: 1,
     description: 'how many blocks old a submitted write may be (default max(150, blocks per day / 10))'
   },
+  rpcUrl: {
+    type: 'string',
+    valueName: 'URL',
+    description: 'JSON-RPC URL of the rollup; with --settlement-address, this peer takes part in daily settlement'
+  },
+  settlementAddress: {
+    type: 'string',
+    valueName: 'ADDRESS',
+    description: 'GcnSettlement contract address',
+    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
+  },
+  evmKeyFile: {
+    type: 'string',
+    valueName: 'PATH',
+    description: 'secp256k1 key that signs day reports and pays for posts (default DATA_DIR/evm.key; created 0600)'
+  },
+  staggerBlocks: { type: 'integer', min: 1, default: 10, description: 'blocks each submitter rank waits after the previous one' },
+  graceBlocks: { type: 'integer', min: 0, default: 5, description: 'blocks after the last accepted block of a day before it is compiled' },
   httpHost: { type: 'string', default: '127.0.0.1', description: 'interface of the query/health HTTP endpoint' },
   httpPort: {
     type: 'integer',
@@ -69,6 +87,33 @@ export async function runRegistry(argv: string[]): Promise<number> {
   )
   await node.start()
   await registry.start()
+  let settler: Settler | undefined
+  if (values.rpcUrl !== undefined || values.settlementAddress !== undefined) {
+    if (values.rpcUrl === undefined || values.settlementAddress === undefined) {
+      throw new ConfigError('settlement needs both --rpc-url and --settlement-address')
+    }
+    const privateKey = await loadOrCreateEvmKey(values.evmKeyFile ?? join(values.dataDir, 'evm.key'))
+    const chain = await SettlementChain.connect({
+      rpcUrl: values.rpcUrl,
+      settlement: values.settlementAddress as `0x${string}`,
+      privateKey
+    })
+    settler = new Settler(
+      { staggerBlocks: values.staggerBlocks, graceBlocks: values.graceBlocks },
+      {
+        node,
+        ledger,
+        clock,
+        chain,
+        logger: log,
+        acceptBlocksBehind: registry.acceptBlocksBehind,
+        registryPeers: [node.peerId, ...registry.peers.map(p => p.peerId)]
+      }
+    )
+    await settler.start()
+  } else {
+    log.warn('no --rpc-url/--settlement-address: this registry keeps receipts but does not settle days')
+  }
   const http = await createQueryServer(
     { host: values.httpHost, port: values.httpPort },
     {
@@ -83,15 +128,18 @@ export async function runRegistry(argv: string[]): Promise<number> {
           peerId: p.peerId.toString(),
           connected: node.libp2p.getConnections(p.peerId).length > 0
         })),
-        stats: registry.stats
-      })
+        stats: registry.stats,
+        ...(settler === undefined ? {} : { settlement: { signer: settler.signer, ...settler.stats } })
+      }),
+      ...(settler === undefined ? {} : { routes: settler.routes() })
     }
   )
   process.stdout.write(
-    `gcn registry ready\npeer id: ${node.peerId.toString()}\nhttp: ${http.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+    `gcn registry ready\npeer id: ${node.peerId.toString()}\nhttp: ${http.url}\n${settler === undefined ? '' : `evm signer: ${settler.signer}\n`}listening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
   )
   return untilSignal(log, async () => {
     await http.close()
+    settler?.stop()
     await registry.stop()
     await node.stop()
     ledger.close()

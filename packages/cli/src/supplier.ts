@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
 import { ConfirmationReporter, createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
+import { runSupplierClaim } from './claim.js'
 import { clockOptions, registryClientOptions } from './common-options.js'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
@@ -55,6 +56,7 @@ export const supplierHelp = formatHelp(
 )
 
 export async function runSupplier(argv: string[]): Promise<number> {
+  if (argv[0] === 'claim') return runSupplierClaim(argv.slice(1))
   const { values, help } = loadConfig(supplierSchema, { argv })
   if (help) {
     process.stdout.write(supplierHelp)

@@ -76,6 +76,11 @@ export interface GatewayInit {
 export interface GatewayComponents {
   backend: InferenceBackend
   logger: Logger
+  /**
+   * Whether a game may be served: false for a game whose settlement deposit did
+   * not cover its debit (delinquent on the rollup); it gets HTTP 402 until it tops up.
+   */
+  gameInGoodStanding?: (gameId: string) => boolean
 }
 
 /** Counters for a dashboard; a snapshot, not live. */
@@ -462,6 +467,14 @@ class HttpGateway implements Gateway {
   private async inference(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, endpoint: Endpoint): Promise<void> {
     ctx.endpoint = endpoint
     const key = this.authenticate(req, ctx)
+    if (this.components.gameInGoodStanding?.(key.gameId) === false) {
+      throw new HttpError(
+        402,
+        'insufficient_quota',
+        'game_delinquent',
+        `game ${key.gameId} is delinquent: its settlement deposit did not cover its last debit; top up the deposit to resume`
+      )
+    }
     if (this.server === undefined) throw unavailable('the gateway is stopping')
     if (this.counters.activeRequests >= this.limits.maxActiveRequests) throw unavailable('the gateway is at capacity; retry shortly')
     // Concurrency first: a request turned away for it should not also spend a rate token.

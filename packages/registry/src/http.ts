@@ -19,6 +19,8 @@ export interface QueryServerComponents {
   /** Extra fields for GET /status (peer id, stats, ...). */
   status?: () => Record<string, unknown>
   healthy?: () => boolean
+  /** More GET routes (path → handler of the query parameters), e.g. settlement reports and proofs. */
+  routes?: Record<string, (params: URLSearchParams) => unknown>
 }
 
 export interface QueryServer {
@@ -36,7 +38,7 @@ function json(res: ServerResponse, code: number, body: unknown): void {
   )
 }
 
-function intParam(params: URLSearchParams, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+export function intParam(params: URLSearchParams, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const raw = params.get(name)
   if (raw === null) return undefined
   if (!/^\d+$/.test(raw) || Number(raw) > max)
@@ -115,7 +117,8 @@ export async function createQueryServer(init: QueryServerInit, components: Query
       const from = filter.fromBlock ?? Math.max(0, to - 99)
       if (to - from + 1 > MAX_BLOCK_RANGE) throw new InvalidQueryError(`at most ${MAX_BLOCK_RANGE} blocks per query`)
       return { blocks: ledger.blocksWithData(from, to).map(b => ledger.blockSummary(b)) }
-    }
+    },
+    ...(components.routes ?? {})
   }
 
   const answer = (req: IncomingMessage): [number, unknown] => {

@@ -1,3 +1,6 @@
+export { ChainError, evmAddressOf, loadOrCreateEvmKey, revertName, SettlementChain, type SettlementChainInit } from './chain.js'
+export { GCN_SETTLEMENT_ABI, GCN_TEST_TOKEN_ABI } from './contracts.js'
+export { deploySettlement, type EmbeddedChain, type EmbeddedChainOptions, embeddedChainKey, startEmbeddedChain } from './embedded-chain.js'
 export * from './errors.js'
 export { createQueryServer, type QueryServer, type QueryServerInit } from './http.js'
 export {
@@ -12,4 +15,7 @@ export {
 } from './ledger.js'
 export { blockRoot, confirmationLeaf, spanDigest } from './merkle.js'
 export { REGISTRY_DEFAULTS, Registry, type RegistryComponents, type RegistryInit, type RegistryStats } from './registry.js'
+export { serveJsonRpc } from './rpc-server.js'
+export { compileDay, type DayReport, gameKey, reportDigest } from './settlement.js'
+export { type DayState, SETTLER_DEFAULTS, Settler, type SettlerComponents, type SettlerInit, type SettlerStats } from './settler.js'
 export { type VerifyPolicy, verifyEncodedEnvelope, verifyEnvelope } from './verify.js'

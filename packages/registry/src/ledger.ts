@@ -103,12 +103,28 @@ export type Mismatch =
   /** Two different receipts for one task id. */
   | { kind: 'conflict'; taskId: string; blockHeight: number }
 
+/** Billable totals of a block range (see Ledger.dayAggregates). */
+export interface DayAggregates {
+  /** Per game id, ascending by game id (UTF-16 code unit order). */
+  debits: Array<{ gameId: string; amount: bigint; receipts: number }>
+  /** Per supplier, ascending by supplier id (UTF-16 code unit order). */
+  credits: Array<{ supplier: string; amount: bigint; receipts: number }>
+  billableReceipts: number
+}
+
 export interface LedgerInit {
   /** File path, or ':memory:'. */
   path: string
 }
 
-const SCHEMA_VERSION = 1
+/**
+ * 2: adds supplier_addresses. A version-1 file is upgraded in place (the table is
+ * created empty: confirmations stored before the upgrade have no reward address on
+ * record); a version-2 file is refused by version-1 builds, which would not record
+ * addresses and so would settle differently from their peers.
+ */
+const SCHEMA_VERSION = 2
+const ACCEPTED_VERSIONS: readonly number[] = [0, 1, SCHEMA_VERSION]
 const KIND_RECEIPTS = 1
 const KIND_CONFIRMATION = 2
 const DEFAULT_RECEIPT_LIMIT = 100
@@ -156,6 +172,12 @@ CREATE TABLE IF NOT EXISTS confirmations (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS confirmations_task ON confirmations (task_id);
 CREATE INDEX IF NOT EXISTS confirmations_block ON confirmations (block, leaf);
+CREATE TABLE IF NOT EXISTS supplier_addresses (
+  supplier TEXT NOT NULL,
+  block INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  PRIMARY KEY (supplier, block, address)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS conflicts (
   task_id BLOB NOT NULL,
   hash BLOB NOT NULL,
@@ -282,6 +304,11 @@ export class Ledger {
   private readonly delReceipt: Stmt
   private readonly insConflict: Stmt
   private readonly insConfirmation: Stmt
+  private readonly insAddress: Stmt
+  private readonly addressBlockStmt: Stmt
+  private readonly addressBeforeStmt: Stmt
+  private readonly addressAtStmt: Stmt
+  private readonly billableStmt: Stmt
   private readonly hasEnvelopeStmt: Stmt
   private readonly envelopeIdsStmt: Stmt
   private readonly envelopeBytesStmt: Stmt
@@ -302,8 +329,8 @@ export class Ledger {
       db.pragma('synchronous = FULL')
       db.pragma('foreign_keys = OFF')
       const version = db.pragma('user_version', { simple: true }) as number
-      if (version !== 0 && version !== SCHEMA_VERSION) {
-        throw new ConfigError(`ledger ${init.path} has schema version ${version}, this build reads ${SCHEMA_VERSION}`, {
+      if (!ACCEPTED_VERSIONS.includes(version)) {
+        throw new ConfigError(`ledger ${init.path} has schema version ${version}, this build reads versions 1 to ${SCHEMA_VERSION}`, {
           hint: 'use a ledger file written by a matching gcn version, or move it aside to start a fresh one'
         })
       }
@@ -328,6 +355,21 @@ export class Ledger {
     this.insConfirmation = db.prepare(
       'INSERT INTO confirmations (supplier, task_id, block, leaf) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'
     )
+    this.insAddress = db.prepare('INSERT INTO supplier_addresses (supplier, block, address) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+    // latest block in [?, ?] / before ? with an address for the supplier, then its smallest address (index seeks only)
+    this.addressBlockStmt = db
+      .prepare('SELECT max(block) FROM supplier_addresses WHERE supplier = ? AND block >= ? AND block <= ?')
+      .pluck(true)
+    this.addressBeforeStmt = db.prepare('SELECT max(block) FROM supplier_addresses WHERE supplier = ? AND block < ?').pluck(true)
+    this.addressAtStmt = db.prepare('SELECT min(address) FROM supplier_addresses WHERE supplier = ? AND block = ?').pluck(true)
+    // (game, supplier, cost) of the billable receipts (status 0 of STATUS_SQL) with block in [?, ?]
+    this.billableStmt = db
+      .prepare(
+        `SELECT r.game, r.supplier, r.cost FROM receipts r
+         WHERE r.block >= ? AND r.block <= ? AND (${STATUS_SQL}) = 0`
+      )
+      .safeIntegers(true)
+      .raw(true)
     this.hasEnvelopeStmt = db.prepare('SELECT 1 FROM envelopes WHERE id = ?').pluck(true)
     this.envelopeIdsStmt = db.prepare('SELECT id FROM envelopes WHERE block = ? ORDER BY id').pluck(true)
     this.envelopeBytesStmt = db.prepare('SELECT bytes FROM envelopes WHERE id = ?').pluck(true)
@@ -413,6 +455,9 @@ export class Ledger {
         }
       }
     } else {
+      if (item.rewardAddress !== undefined && item.rewardAddress !== '') {
+        this.insAddress.run(item.signer, item.blockHeight, item.rewardAddress.toLowerCase())
+      }
       for (const taskId of item.taskIds) {
         const leaf = confirmationLeaf(item.signer, taskId)
         if (this.insConfirmation.run(item.signer, taskId, item.blockHeight, leaf).changes > 0) this.touched.add(item.blockHeight)
@@ -680,6 +725,60 @@ export class Ledger {
           return { kind: 'conflict', taskId, blockHeight: row.block }
       }
     })
+  }
+
+  /**
+   * Sums of `cost` over the billable receipts (status 'billable': verdict unchecked or
+   * verified, no conflicting receipt, confirmed by the supplier the receipt names)
+   * with block in [fromBlock, toBlock], per game (debits) and per supplier (credits).
+   * Receipts of the suppliers in `excludeSuppliers` are left out of everything.
+   */
+  dayAggregates(fromBlock: number, toBlock: number, excludeSuppliers?: Iterable<string>): DayAggregates {
+    checkHeight('fromBlock', fromBlock)
+    checkHeight('toBlock', toBlock)
+    const excluded = new Set(excludeSuppliers ?? [])
+    const games = new Map<string, { amount: bigint; receipts: number }>()
+    const suppliers = new Map<string, { amount: bigint; receipts: number }>()
+    let billable = 0
+    // Folded here rather than with GROUP BY: SQLite groups by sorting every row (slower than
+    // these two hash maps), and bigint sums cannot overflow.
+    for (const [game, supplier, cost] of this.billableStmt.iterate(fromBlock, toBlock) as IterableIterator<[string, string, bigint]>) {
+      if (excluded.size > 0 && excluded.has(supplier)) continue
+      billable++
+      const g = games.get(game)
+      if (g === undefined) games.set(game, { amount: cost, receipts: 1 })
+      else {
+        g.amount += cost
+        g.receipts++
+      }
+      const s = suppliers.get(supplier)
+      if (s === undefined) suppliers.set(supplier, { amount: cost, receipts: 1 })
+      else {
+        s.amount += cost
+        s.receipts++
+      }
+    }
+    const byKey = <T>(m: Map<string, T>): Array<[string, T]> => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return {
+      debits: byKey(games).map(([gameId, v]) => ({ gameId, amount: v.amount, receipts: v.receipts })),
+      credits: byKey(suppliers).map(([supplier, v]) => ({ supplier, amount: v.amount, receipts: v.receipts })),
+      billableReceipts: billable
+    }
+  }
+
+  /**
+   * The reward address (lowercase) a supplier's confirmations carried: that of its
+   * latest block in [fromBlock, toBlock] with one (several in that block → the
+   * smallest); none in the range → that of its latest block before fromBlock;
+   * undefined when it never sent one up to toBlock.
+   */
+  rewardAddress(supplier: string, fromBlock: number, toBlock: number): string | undefined {
+    checkHeight('fromBlock', fromBlock)
+    checkHeight('toBlock', toBlock)
+    let block = this.addressBlockStmt.get(supplier, fromBlock, toBlock) as number | null
+    if (block === null) block = this.addressBeforeStmt.get(supplier, fromBlock) as number | null
+    if (block === null) return undefined
+    return (this.addressAtStmt.get(supplier, block) as string | null) ?? undefined
   }
 
   /** Highest block with data (an envelope, receipt or confirmation), undefined when empty. */

@@ -166,6 +166,11 @@ export class Registry {
     return this.init.quorum
   }
 
+  /** Blocks back a submitted write may be for; the settler waits this long after a day ends. */
+  get acceptBlocksBehind(): number {
+    return this.init.acceptBlocksBehind
+  }
+
   async start(): Promise<void> {
     const { libp2p } = this.components.node
     await libp2p.handle(REGISTRY_SUBMIT_PROTOCOL, (stream, connection) => this.serveWrites(stream, connection, false), {
