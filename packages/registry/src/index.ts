@@ -16,6 +16,18 @@ export {
 export { blockRoot, confirmationLeaf, spanDigest } from './merkle.js'
 export { REGISTRY_DEFAULTS, Registry, type RegistryComponents, type RegistryInit, type RegistryStats } from './registry.js'
 export { serveJsonRpc } from './rpc-server.js'
-export { compileDay, type DayReport, gameKey, reportDigest } from './settlement.js'
+export {
+  accountId,
+  compileDay,
+  type DayReport,
+  type DayReportJson,
+  decodeReport,
+  encodeReport,
+  gameKey,
+  reportDigest,
+  reportHash,
+  reportToJson
+} from './settlement.js'
+export { LEAF_CREDIT, LEAF_DEBIT, leafHash, type SettlementLeaf, SettlementTree } from './settlement-tree.js'
 export { type DayState, SETTLER_DEFAULTS, Settler, type SettlerComponents, type SettlerInit, type SettlerStats } from './settler.js'
 export { type VerifyPolicy, verifyEncodedEnvelope, verifyEnvelope } from './verify.js'
