@@ -11,14 +11,7 @@
  * @openzeppelin/merkle-tree on a small tree first.
  */
 
-import {
-  deploySettlement,
-  type EmbeddedWalletClient,
-  GCN_SETTLEMENT_ABI,
-  GCN_TEST_TOKEN_ABI,
-  SOLC_VERSION,
-  startEmbeddedChain
-} from '@gcn/registry'
+import { deploySettlement, type EmbeddedChain, GCN_SETTLEMENT_ABI, GCN_TEST_TOKEN_ABI, startEmbeddedChain } from '@gcn/registry'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Address, bytesToHex, encodeAbiParameters, type Hex, hexToBytes, keccak256, parseAbiParameters, toHex } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
@@ -30,6 +23,7 @@ const SAMPLES = Number(process.env.BENCH_GAS_SAMPLES ?? 5)
 const GOALS = { postDay: 60_000, claim: 70_000 }
 
 type Value = [kind: number, id: Hex, amount: bigint]
+type EmbeddedWalletClient = EmbeddedChain['walletClients'][number]
 
 // ---------------------------------------------------------------- tree (OZ StandardMerkleTree layout, fast)
 
@@ -62,7 +56,7 @@ class FastTree {
   constructor(values: Value[]) {
     if ((values.length & (values.length - 1)) !== 0) throw new Error('leaf count must be a power of two')
     const hashed = values.map(v => ({ v, h: leafHash(v) })).sort((a, b) => compare(a.h, b.h))
-    hashed.forEach(({ v }, i) => this.index.set(`${v[0]}:${v[1].toLowerCase()}`, i))
+    for (const [i, { v }] of hashed.entries()) this.index.set(`${v[0]}:${v[1].toLowerCase()}`, i)
     this.levels = [hashed.map(x => x.h)]
     for (let level = this.levels[0]!; level.length > 1; ) {
       const next: Uint8Array[] = []
@@ -261,7 +255,7 @@ async function main(): Promise<void> {
     out.push(`### Settlement gas (${new Date().toISOString().slice(0, 10)})`)
     out.push('')
     out.push(
-      `EDR (Hardhat ${'3.18'} embedded chain), hardfork prague, solc ${SOLC_VERSION} optimizer 200 runs; gas from receipts, ` +
+      `EDR (Hardhat 3.18 embedded chain), hardfork prague, contracts as compiled by scripts/compile-contracts.mjs (solc 0.8.37, optimizer 200 runs); gas from receipts, ` +
         `${SAMPLES} samples or more per row (median, min–max). Day tree: ${LEAVES.toLocaleString('en-US')} leaves built in ${fmt(treeMs / 1000, 1)} s ` +
         `(viem keccak256, OpenZeppelin layout; checked against @openzeppelin/merkle-tree). Machine: ${machine()}.`
     )

@@ -252,7 +252,7 @@ describe('settlement contracts (embedded EDR chain)', function () {
       await expectRevert(contract(stranger).write.postDay([day, root, 42n, all]), 'DayAlreadyPosted')
       // all three signers are fine too, and v may be 0/1 instead of 27/28
       const three = await sign(registered, day + 1n, root, 42n)
-      three[1] = `${three[1]!.slice(0, 130)}${parseSignature(three[1]!).yParity === 0 ? '00' : '01'}`
+      three[1] = `0x${three[1]!.slice(2, 130)}${parseSignature(three[1]!).yParity === 0 ? '00' : '01'}`
       await mined(contract(stranger).write.postDay([day + 1n, root, 42n, three]))
     })
   })
