@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -93,4 +93,12 @@ export function children(pid: number): Array<{ pid: number; cmd: string }> {
     }
   }
   return out
+}
+
+/** Appends a dated section to BENCHMARKS.md (and prints it). */
+export function appendSection(markdown: string): void {
+  process.stdout.write(`${markdown}\n`)
+  const file = join(ROOT, 'BENCHMARKS.md')
+  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
+  writeFileSync(file, `${existing.trimEnd()}\n\n${markdown.trim()}\n`)
 }

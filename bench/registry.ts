@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,7 +28,7 @@ import {
   signEnvelope,
   silentLogger
 } from '@gcn/core'
-import { cpuSeconds, fmt, GCN_BIN, machine, ROOT } from './lib.js'
+import { appendSection, cpuSeconds, fmt, GCN_BIN, machine } from './lib.js'
 
 const BLOCK_MS = 2000
 const BATCH = 1024
@@ -266,10 +266,7 @@ An acknowledged write is durable on the receiving peer and (quorum 2) on at leas
 | --- | --- | --- |
 ${results.join('\n')}
 `
-  process.stdout.write(`${section}\n`)
-  const file = join(ROOT, 'BENCHMARKS.md')
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
-  writeFileSync(file, `${existing.trimEnd()}\n\n${section}`)
+  appendSection(section)
 }
 
 await main()

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BlockClock, PRODUCTION_CLOCK } from '@gcn/core'
 import { compileDay, Ledger, type LedgerItem, type ReceiptRow } from '@gcn/registry'
-import { fmt, machine } from './lib.js'
+import { appendSection, fmt, machine } from './lib.js'
 
 const RECEIPTS = Number(process.env.SETTLEMENT_BENCH_RECEIPTS ?? 1_000_000)
 const GAMES = 200
@@ -152,13 +152,16 @@ async function main(): Promise<void> {
       const warm = Math.min(runs[1]!, runs[2]!)
       const leaves = r.debits.length + r.credits.length
 
-      console.log(`\n${machine()}\n`)
-      console.log(
-        '| receipts (1 day) | games | suppliers | leaves | compileDay cold s | compileDay warm s | aggregate s | reward addresses ms | tree + proofs ms (by difference) | insert (receipts + confirmations) |'
-      )
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-      console.log(
-        `| ${RECEIPTS.toLocaleString('en-US')} | ${r.debits.length} | ${suppliers} | ${leaves} | ${fmt(runs[0]! / 1000, 2)} | ${fmt(warm / 1000, 2)} | ${fmt(aggMs / 1000, 2)} | ${fmt(addrMs, 1)} | ${fmt(Math.max(0, warm - aggMs - addrMs), 0)} | ${fillNote} |`
+      appendSection(
+        [
+          `## Settlement day compilation — ${new Date().toISOString().slice(0, 10)}`,
+          '',
+          `Machine: ${machine()}. \`compileDay\` over a file ledger (SQLite WAL) holding one day of billable receipts: aggregate per game and supplier, reward addresses, Merkle tree and every proof (goal ≤ 10 s).`,
+          '',
+          '| receipts (1 day) | games | suppliers | leaves | compileDay cold s | compileDay warm s | aggregate s | reward addresses ms | tree + proofs ms (by difference) | insert (receipts + confirmations) |',
+          '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+          `| ${RECEIPTS.toLocaleString('en-US')} | ${r.debits.length} | ${suppliers} | ${leaves} | ${fmt(runs[0]! / 1000, 2)} | ${fmt(warm / 1000, 2)} | ${fmt(aggMs / 1000, 2)} | ${fmt(addrMs, 1)} | ${fmt(Math.max(0, warm - aggMs - addrMs), 0)} | ${fillNote} |`
+        ].join('\n')
       )
     } finally {
       ledger.close()
