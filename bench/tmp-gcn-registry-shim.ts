@@ -1,2 +1,0 @@
-export * from '../packages/registry/src/contracts.js'
-export * from '../packages/registry/src/embedded-chain.js'
