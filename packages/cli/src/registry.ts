@@ -56,7 +56,7 @@ export const registrySchema = {
 } satisfies ConfigSchema
 
 export const registryHelp = formatHelp(
-  'gcn registry [options]\n       gcn registry query <totals|receipts|mismatches|blocks|status> --url URL [filters]',
+  'gcn registry [options]\n       gcn registry query <totals|receipts|mismatches|blocks|status|settlement|proof> --url URL [filters]',
   'Run a registry peer: stores signed receipts and block confirmations durably (SQLite), replicates them\nto the other registry peers before acknowledging, and serves queries over HTTP.',
   registrySchema
 )
@@ -154,10 +154,13 @@ const querySchema = {
   to: { type: 'integer', min: 0, description: 'last block of a range' },
   game: { type: 'string', description: 'only this game id' },
   supplier: { type: 'string', valueName: 'PEER_ID', description: 'only this supplier' },
-  limit: { type: 'integer', min: 1, max: 10_000, description: 'rows to return (receipts, mismatches)' }
+  limit: { type: 'integer', min: 1, max: 10_000, description: 'rows to return (receipts, mismatches)' },
+  account: { type: 'string', valueName: 'ADDRESS', description: 'reward address (proof)' }
 } satisfies ConfigSchema
 
-const QUERIES = ['totals', 'receipts', 'mismatches', 'blocks', 'status'] as const
+const QUERIES = ['totals', 'receipts', 'mismatches', 'blocks', 'status', 'settlement', 'proof'] as const
+/** Queries whose path differs from their name: a day's settlement report and a supplier's claim proof (--day, --account). */
+const QUERY_PATHS: Record<string, string> = { settlement: 'settlement/day', proof: 'settlement/proof' }
 
 /** `gcn registry query <what>`: prints the registry's JSON answer. */
 async function runRegistryQuery(argv: string[]): Promise<number> {
@@ -173,13 +176,15 @@ async function runRegistryQuery(argv: string[]): Promise<number> {
     })
   }
   const params = new URLSearchParams()
-  for (const key of ['block', 'day', 'from', 'to', 'game', 'supplier', 'limit'] as const) {
+  for (const key of ['block', 'day', 'from', 'to', 'game', 'supplier', 'limit', 'account'] as const) {
     const v = values[key]
     if (v !== undefined) params.set(key, String(v))
   }
   let response: Response
   try {
-    response = await fetch(`${values.url.replace(/\/$/, '')}/${what}?${params}`, { signal: AbortSignal.timeout(30_000) })
+    response = await fetch(`${values.url.replace(/\/$/, '')}/${QUERY_PATHS[what] ?? what}?${params}`, {
+      signal: AbortSignal.timeout(30_000)
+    })
   } catch (err) {
     throw new ConfigError(`cannot reach the registry at ${values.url}`, { cause: err })
   }
