@@ -1,4 +1,5 @@
 export type { InferenceBackend } from './backend.js'
+export { DASHBOARD_DEFAULTS, Dashboard, type DashboardComponents, type DashboardInit, type DayStatus } from './dashboard.js'
 export { DIRECTORY_DEFAULTS, type DirectoryInit, SupplierDirectory, type SupplierEntry } from './directory.js'
 export * from './errors.js'
 export {

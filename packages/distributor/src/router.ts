@@ -69,6 +69,8 @@ export interface CompletedTask {
   verdict: ProofVerdictName
   /** When the last chunk arrived (unix ms): decides the receipt's block. */
   completedAtMs: number
+  /** Time to first token of the attempt that served it, as measured here (ms). */
+  ttftMs: number
 }
 
 function promptHash(request: InferenceRequest): Uint8Array {
@@ -335,7 +337,8 @@ export class TaskRouter implements InferenceBackend {
               promptHash: promptHash(request),
               outputHash: outputHash(done.proof.outputTokenIds),
               verdict: 'unchecked',
-              completedAtMs: Date.now()
+              completedAtMs: Date.now(),
+              ttftMs: firstAt - started
             }
             const problem = qualityProblem(request, event, text)
             if (problem !== undefined) {
