@@ -22,3 +22,5 @@ export const RECEIPTS_PAYLOAD = 'gcn/receipts/1'
 export const CONFIRMATION_PAYLOAD = 'gcn/confirmation/1'
 /** Gossip topic where registry peers exchange signatures over their compiled day reports. */
 export const REGISTRY_REPORTS_TOPIC = '/gcn/registry/reports/1'
+/** A supplier fetches the key of an encrypted model from a distributor. */
+export const MODEL_KEY_PROTOCOL = '/gcn/model-key/1.0.0'

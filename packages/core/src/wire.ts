@@ -32,6 +32,8 @@ import {
   ChatMessages,
   DayReportSignature,
   type ItemsQuery,
+  ModelKeyRequest,
+  ModelKeyResponse,
   ModelOffer,
   Receipt,
   ReceiptBatch,
@@ -59,6 +61,8 @@ export type {
   ChatMessage as WireChatMessage,
   ChatMessages,
   DayReportSignature,
+  ModelKeyRequest,
+  ModelKeyResponse,
   ModelOffer,
   Receipt,
   ReceiptBatch,
@@ -139,6 +143,8 @@ export const LIMITS = Object.freeze({
   /** One response frame on /gcn/registry/sync/1.0.0 (several envelopes, or span digests); the largest frame of all. */
   syncResponse: 2 * MiB + 1 * KiB,
   dayReportSignature: 1 * KiB,
+  modelKeyRequest: 256,
+  modelKeyResponse: 2 * KiB,
   /** Largest frame any codec here accepts: the default frame cap of createFramedStream. */
   maxFrame: 2 * MiB + 1 * KiB
 })
@@ -563,6 +569,20 @@ const dayReportSignature = message<DayReportSignature>({
   signature: bytes(65)
 })
 
+const modelKeyRequest = message<ModelKeyRequest>({ modelId })
+const modelKeyResponse = message<ModelKeyResponse>(
+  {
+    key: v => {
+      if (!(v instanceof Uint8Array) || (v.byteLength !== 0 && v.byteLength !== 32)) fail('must be empty or 32 bytes')
+    },
+    errorCode: str(0, L.errorCodeChars, /^[A-Za-z0-9_.:-]*$/, 'letters, digits and _ . : -'),
+    errorMessage: str(0, L.errorMessageChars)
+  },
+  r => {
+    if ((r.key.byteLength === 0) === (r.errorCode === '')) fail('exactly one of key or error_code must be set', '.key')
+  }
+)
+
 // ---------------------------------------------------------------------------
 // Codecs.
 
@@ -689,6 +709,19 @@ export const DayReportSignatureCodec = defineCodec<DayReportSignature>(
   dayReportSignature
 )
 
+export const ModelKeyRequestCodec = defineCodec<ModelKeyRequest>(
+  'ModelKeyRequest',
+  LIMITS.modelKeyRequest,
+  ModelKeyRequest,
+  modelKeyRequest
+)
+export const ModelKeyResponseCodec = defineCodec<ModelKeyResponse>(
+  'ModelKeyResponse',
+  LIMITS.modelKeyResponse,
+  ModelKeyResponse,
+  modelKeyResponse
+)
+
 export interface EnvelopeCodecOptions {
   /** Codec name used in error messages. */
   name?: string
@@ -751,7 +784,9 @@ export const CODECS = Object.freeze({
   BlockSummaries: BlockSummariesCodec,
   SyncRequest: SyncRequestCodec,
   SyncResponse: SyncResponseCodec,
-  DayReportSignature: DayReportSignatureCodec
+  DayReportSignature: DayReportSignatureCodec,
+  ModelKeyRequest: ModelKeyRequestCodec,
+  ModelKeyResponse: ModelKeyResponseCodec
 })
 
 // ---------------------------------------------------------------------------

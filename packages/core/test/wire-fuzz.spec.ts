@@ -240,7 +240,12 @@ const VALID: { [K in keyof typeof CODECS]: fc.Arbitrary<unknown> } = {
   BlockSummaries: blockSummaries,
   SyncRequest: syncRequest,
   SyncResponse: syncResponse,
-  DayReportSignature: dayReportSignature
+  DayReportSignature: dayReportSignature,
+  ModelKeyRequest: fc.record({ modelId: bytesOf(32).map(b => hex(b)) }),
+  ModelKeyResponse: fc.oneof(
+    fc.record({ key: bytesOf(32), errorCode: fc.constant(''), errorMessage: fc.constant('') }),
+    fc.record({ key: bytesOf(0), errorCode: fc.stringMatching(/^[A-Z_]{1,16}$/), errorMessage: text(24) })
+  )
 }
 
 // --- mutations ---

@@ -207,7 +207,12 @@ const SAMPLES: Record<keyof typeof CODECS, unknown[]> = {
   BlockSummaries: [summaries(), { ...summaries(), blocks: [] }],
   SyncRequest: [spansRequest(), itemsRequest(), { items: { blockHeight: 0, have: [] } }, { spans: { fromBlock: 7, toBlock: 7, span: 1 } }],
   SyncResponse: [syncResponse(), { spans: [], envelopes: [] }],
-  DayReportSignature: [dayReportSignature()]
+  DayReportSignature: [dayReportSignature()],
+  ModelKeyRequest: [{ modelId: 'ab'.repeat(32) }],
+  ModelKeyResponse: [
+    { key: filled(32, 9), errorCode: '', errorMessage: '' },
+    { key: new Uint8Array(0), errorCode: 'ERR_UNKNOWN_MODEL', errorMessage: 'no key for this model' }
+  ]
 }
 
 function expectInvalid(fn: () => unknown, field: string): InvalidMessageError {

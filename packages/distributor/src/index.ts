@@ -16,6 +16,7 @@ export {
   type PlainApiKey,
   UnsupportedParameterError
 } from './gateway.js'
+export { ModelKeyServer, type ModelKeyServerComponents, type ModelKeyServerInit } from './model-keys.js'
 export { RECEIPT_ISSUER_DEFAULTS, ReceiptIssuer, type ReceiptIssuerComponents, type ReceiptIssuerInit } from './receipts.js'
 export type { ProofReferee, RescoreJob, RescoreResult, VerdictEvent } from './referee.js'
 export { type CompletedTask, ROUTER_DEFAULTS, type RouterInit, TaskRouter } from './router.js'

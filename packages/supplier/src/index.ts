@@ -11,7 +11,18 @@ export {
   type WrittenGguf,
   writeGguf
 } from './gguf-writer.js'
+export {
+  type DecryptedModel,
+  decryptModelToMemory,
+  type EncryptedModelHeader,
+  encryptModelFile,
+  isEncryptedModel,
+  MODEL_KEY_BYTES,
+  ModelDecryptionError,
+  readEncryptedModelHeader
+} from './model-crypto.js'
 export { sha256File, verifyModelFile } from './model-file.js'
+export { fetchModelKey, ModelKeyUnavailableError } from './model-key-client.js'
 export { createRuntimeReferee, REFEREE_DEFAULTS, type RuntimeRefereeInit } from './referee.js'
 export {
   createModelRuntime,

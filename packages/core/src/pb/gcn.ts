@@ -4541,3 +4541,227 @@ export namespace DayReportSignature {
     return streamMessage(buf, DayReportSignature.codec(), opts)
   }
 }
+
+export interface ModelKeyRequest {
+  modelId: string
+}
+
+export namespace ModelKeyRequest {
+  let _codec: Codec<ModelKeyRequest>
+
+  export const codec = (): Codec<ModelKeyRequest> => {
+    if (_codec == null) {
+      _codec = message<ModelKeyRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.modelId != null && obj.modelId !== '')) {
+          w.uint32(10)
+          w.string(obj.modelId)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          modelId: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.modelId = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.modelId`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ModelKeyRequestModelIdFieldEvent {
+    field: '$.modelId'
+    value: string
+  }
+
+  export function encode (obj: Partial<ModelKeyRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ModelKeyRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ModelKeyRequest>): ModelKeyRequest {
+    return decodeMessage(buf, ModelKeyRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ModelKeyRequest>): Generator<ModelKeyRequestModelIdFieldEvent> {
+    return streamMessage(buf, ModelKeyRequest.codec(), opts)
+  }
+}
+
+export interface ModelKeyResponse {
+  key: Uint8Array<ArrayBuffer>
+  errorCode: string
+  errorMessage: string
+}
+
+export namespace ModelKeyResponse {
+  let _codec: Codec<ModelKeyResponse>
+
+  export const codec = (): Codec<ModelKeyResponse> => {
+    if (_codec == null) {
+      _codec = message<ModelKeyResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.key != null && obj.key.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.key)
+        }
+
+        if ((obj.errorCode != null && obj.errorCode !== '')) {
+          w.uint32(18)
+          w.string(obj.errorCode)
+        }
+
+        if ((obj.errorMessage != null && obj.errorMessage !== '')) {
+          w.uint32(26)
+          w.string(obj.errorMessage)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          key: uint8ArrayAlloc(0),
+          errorCode: '',
+          errorMessage: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.key = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.errorCode = reader.string()
+              break
+            }
+            case 3: {
+              obj.errorMessage = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.key`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.errorCode`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.errorMessage`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ModelKeyResponseKeyFieldEvent {
+    field: '$.key'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ModelKeyResponseErrorCodeFieldEvent {
+    field: '$.errorCode'
+    value: string
+  }
+
+  export interface ModelKeyResponseErrorMessageFieldEvent {
+    field: '$.errorMessage'
+    value: string
+  }
+
+  export function encode (obj: Partial<ModelKeyResponse>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ModelKeyResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ModelKeyResponse>): ModelKeyResponse {
+    return decodeMessage(buf, ModelKeyResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ModelKeyResponse>): Generator<ModelKeyResponseKeyFieldEvent | ModelKeyResponseErrorCodeFieldEvent | ModelKeyResponseErrorMessageFieldEvent> {
+    return streamMessage(buf, ModelKeyResponse.codec(), opts)
+  }
+}
