@@ -10,7 +10,9 @@ import {
   type NetworkProfile
 } from '@gcn/core'
 import { commonOptions } from './common-options.js'
+import { createRoleMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
+import { startStatusServer } from './status-server.js'
 import { wireCaptureFromEnv } from './wire-capture.js'
 
 export const bootstrapSchema = {
@@ -21,7 +23,15 @@ export const bootstrapSchema = {
     default: join('.gcn', 'bootstrap', 'peer.key'),
     description: 'Ed25519 identity file (created with mode 0600 if missing; refused if readable by others)'
   },
-  targetPeers: { type: 'integer', min: 0, default: 50, description: 'keep dialing discovered peers until this many are connected' }
+  targetPeers: { type: 'integer', min: 0, default: 50, description: 'keep dialing discovered peers until this many are connected' },
+  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
+  statusPort: {
+    type: 'integer',
+    min: 0,
+    max: 65535,
+    default: 0,
+    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
+  }
 } satisfies ConfigSchema
 
 export const bootstrapHelp = formatHelp(
@@ -53,9 +63,23 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     ...wireCaptureFromEnv(),
     logger: log
   })
+  const metrics = createRoleMetrics(node, log)
   await node.start()
+  const status = await startStatusServer(values.statusHost, values.statusPort, {
+    healthy: () => node.libp2p.status === 'started',
+    status: () => ({
+      peerId: node.peerId.toString(),
+      connections: node.libp2p.getConnections().length,
+      pubsubPeers: node.libp2p.services.pubsub.getPeers().length
+    }),
+    metrics: () => metrics.metrics()
+  })
   process.stdout.write(
-    `gcn bootstrap ready\npeer id: ${node.peerId.toString()}${identity.created ? ' (new identity)' : ''}\nkey file: ${values.keyFile}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+    `gcn bootstrap ready\npeer id: ${node.peerId.toString()}${identity.created ? ' (new identity)' : ''}\nkey file: ${values.keyFile}\nstatus: ${status.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
   )
-  return untilSignal(log, () => node.stop())
+  return untilSignal(log, async () => {
+    await status.close()
+    await node.stop()
+    metrics.close()
+  })
 }

@@ -3,10 +3,12 @@ import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/cor
 import { type ApiKeyRecord, ApiKeyStore, createGateway, ReceiptIssuer, SupplierDirectory, TaskRouter } from '@gcn/distributor'
 import { createModelRuntime, createRuntimeReferee } from '@gcn/supplier'
 import { clockOptions, registryClientOptions } from './common-options.js'
+import { createRoleMetrics, instrumentDistributorBackend, registerDistributorMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
 import { clockFrom, registryOutbox } from './reporting.js'
 import { roleOptions, startRoleNode } from './role.js'
 import { watchGameStanding } from './standing.js'
+import { startStatusServer } from './status-server.js'
 
 export const distributorSchema = {
   ...roleOptions('distributor'),
@@ -14,6 +16,14 @@ export const distributorSchema = {
   ...registryClientOptions,
   gatewayHost: { type: 'string', default: '127.0.0.1', description: 'interface the HTTP gateway listens on' },
   gatewayPort: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'HTTP gateway port (0 = any free port)' },
+  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
+  statusPort: {
+    type: 'integer',
+    min: 0,
+    max: 65535,
+    default: 0,
+    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
+  },
   apiKey: {
     type: 'string[]',
     valueName: 'GAME:KEY',
@@ -140,19 +150,47 @@ export async function runDistributor(argv: string[]): Promise<number> {
           apiKeys.records().map(r => r.gameId),
           log
         )
+  const metrics = createRoleMetrics(node, log)
   const gateway = createGateway(
     { host: values.gatewayHost, port: values.gatewayPort, apiKeys },
-    { backend: router, logger: log, ...(standing === undefined ? {} : { gameInGoodStanding: standing.inGoodStanding }) }
+    {
+      backend: instrumentDistributorBackend(metrics)(router),
+      logger: log,
+      ...(standing === undefined ? {} : { gameInGoodStanding: standing.inGoodStanding })
+    }
   )
+  registerDistributorMetrics(metrics, {
+    gateway,
+    router,
+    directory,
+    ...(receipts === undefined ? {} : { receipts }),
+    ...(outbox === undefined ? {} : { outbox })
+  })
   await node.start()
   directory.start()
   outbox?.start()
   receipts?.start()
   await gateway.start()
+  const status = await startStatusServer(values.statusHost, values.statusPort, {
+    healthy: () => node.libp2p.status === 'started',
+    status: () => ({
+      peerId: node.peerId.toString(),
+      gateway: gateway.url,
+      requests: gateway.stats,
+      router: router.counters,
+      suppliers: directory.suppliers().length,
+      models: directory.models().map(m => ({ id: m.id, name: m.name, suppliers: m.suppliers })),
+      ...(receipts === undefined ? {} : { receipts: receipts.stats }),
+      ...(outbox === undefined ? {} : { registryOutbox: { pending: outbox.pending, ...outbox.stats } }),
+      connections: node.libp2p.getConnections().length
+    }),
+    metrics: () => metrics.metrics()
+  })
   process.stdout.write(
-    `gcn distributor ready\npeer id: ${node.peerId.toString()}\ngateway: ${gateway.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
+    `gcn distributor ready\npeer id: ${node.peerId.toString()}\ngateway: ${gateway.url}\nstatus: ${status.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
   )
   return untilSignal(log, async () => {
+    await status.close()
     await gateway.stop()
     standing?.stop()
     await router.settled()
@@ -161,5 +199,6 @@ export async function runDistributor(argv: string[]): Promise<number> {
     directory.stop()
     await node.stop()
     await reference?.stop()
+    metrics.close()
   })
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
 import { createQueryServer, Ledger, loadOrCreateEvmKey, Registry, SettlementChain, Settler } from '@gcn/registry'
 import { clockOptions } from './common-options.js'
+import { createRoleMetrics, registerRegistryMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
 import { clockFrom } from './reporting.js'
 import { roleOptions, startRoleNode } from './role.js'
@@ -45,13 +46,13 @@ export const registrySchema = {
   },
   staggerBlocks: { type: 'integer', min: 1, default: 10, description: 'blocks each submitter rank waits after the previous one' },
   graceBlocks: { type: 'integer', min: 0, default: 5, description: 'blocks after the last accepted block of a day before it is compiled' },
-  httpHost: { type: 'string', default: '127.0.0.1', description: 'interface of the query/health HTTP endpoint' },
+  httpHost: { type: 'string', default: '127.0.0.1', description: 'interface of the query/health/metrics HTTP endpoint' },
   httpPort: {
     type: 'integer',
     min: 0,
     max: 65535,
     default: 8090,
-    description: 'port of the query/health HTTP endpoint (0 = any free port)'
+    description: 'port of the query/health/metrics HTTP endpoint (0 = any free port)'
   }
 } satisfies ConfigSchema
 
@@ -114,6 +115,8 @@ export async function runRegistry(argv: string[]): Promise<number> {
   } else {
     log.warn('no --rpc-url/--settlement-address: this registry keeps receipts but does not settle days')
   }
+  const metrics = createRoleMetrics(node, log)
+  registerRegistryMetrics(metrics, { registry, ledger, clock, node, ...(settler === undefined ? {} : { settler }) })
   const http = await createQueryServer(
     { host: values.httpHost, port: values.httpPort },
     {
@@ -131,7 +134,8 @@ export async function runRegistry(argv: string[]): Promise<number> {
         stats: registry.stats,
         ...(settler === undefined ? {} : { settlement: { signer: settler.signer, ...settler.stats } })
       }),
-      ...(settler === undefined ? {} : { routes: settler.routes() })
+      ...(settler === undefined ? {} : { routes: settler.routes() }),
+      metrics: () => metrics.metrics()
     }
   )
   process.stdout.write(
@@ -143,6 +147,7 @@ export async function runRegistry(argv: string[]): Promise<number> {
     await registry.stop()
     await node.stop()
     ledger.close()
+    metrics.close()
   })
 }
 

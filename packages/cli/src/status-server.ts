@@ -1,14 +1,25 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
+/** Content type of the Prometheus text exposition format. */
+const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+export interface StatusHandlers {
+  healthy: () => boolean
+  status: () => unknown
+  /** Prometheus text for GET /metrics; without it /metrics is 404. */
+  metrics?: () => string | Promise<string>
+}
+
 /**
  * A small HTTP endpoint for operators and health checks: GET /health answers
- * 200 while `healthy()` holds, GET /status returns `status()` as JSON.
+ * 200 while `healthy()` holds, GET /status returns `status()` as JSON and
+ * GET /metrics the Prometheus metrics.
  */
 export async function startStatusServer(
   host: string,
   port: number,
-  handlers: { healthy: () => boolean; status: () => unknown }
+  handlers: StatusHandlers
 ): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const send = (code: number, body: unknown): void => {
@@ -16,8 +27,22 @@ export async function startStatusServer(
       res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
     }
     if (req.method !== 'GET') return send(405, { error: 'method not allowed' })
-    if (req.url === '/health') return handlers.healthy() ? send(200, { status: 'ok' }) : send(503, { status: 'unhealthy' })
-    if (req.url === '/status') return send(200, handlers.status())
+    const path = new URL(req.url ?? '/', 'http://status').pathname
+    if (path === '/health') return handlers.healthy() ? send(200, { status: 'ok' }) : send(503, { status: 'unhealthy' })
+    if (path === '/status') return send(200, handlers.status())
+    const metrics = handlers.metrics
+    if (path === '/metrics' && metrics !== undefined) {
+      Promise.resolve()
+        .then(metrics)
+        .then(
+          text => {
+            res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' })
+            res.end(text)
+          },
+          () => send(500, { error: 'metrics collection failed' })
+        )
+      return
+    }
     send(404, { error: 'not found' })
   })
   await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@ import { type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
 import { ConfirmationReporter, createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
 import { runSupplierClaim } from './claim.js'
 import { clockOptions, registryClientOptions } from './common-options.js'
+import { createRoleMetrics, instrumentSupplierEngine, registerSupplierMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
 import { clockFrom, registryOutbox } from './reporting.js'
@@ -33,8 +34,14 @@ export const supplierSchema = {
   contextSize: { type: 'integer', min: 64, description: 'tokens per sequence (default min(model, 2048))' },
   gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
   price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
-  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status HTTP endpoint' },
-  statusPort: { type: 'integer', min: 0, max: 65535, default: 0, description: 'port of GET /health and GET /status (0 = any free port)' },
+  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
+  statusPort: {
+    type: 'integer',
+    min: 0,
+    max: 65535,
+    default: 0,
+    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
+  },
   testStallMs: {
     type: 'integer',
     min: 0,
@@ -94,10 +101,23 @@ export async function runSupplier(argv: string[]): Promise<number> {
           { rewardAddress: values.rewardAddress, recordFile: join(values.dataDir, 'completed-tasks.jsonl') },
           { privateKey: identity.privateKey, peerId: node.peerId.toString(), clock: clockFrom(values), outbox, logger: log }
         )
+  const metrics = createRoleMetrics(node, log)
   const supplier = new Supplier(
     { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress, testStallBeforeGenerateMs: values.testStallMs },
-    { node, privateKey: identity.privateKey, engine: runtime, logger: log, ...(confirmations === undefined ? {} : { confirmations }) }
+    {
+      node,
+      privateKey: identity.privateKey,
+      engine: instrumentSupplierEngine(metrics)(runtime),
+      logger: log,
+      ...(confirmations === undefined ? {} : { confirmations })
+    }
   )
+  registerSupplierMetrics(metrics, {
+    engine: runtime,
+    supplier,
+    ...(outbox === undefined ? {} : { outbox }),
+    ...(confirmations === undefined ? {} : { confirmations })
+  })
   await node.start()
   await supplier.start()
   outbox?.start()
@@ -112,7 +132,8 @@ export async function runSupplier(argv: string[]): Promise<number> {
       ...(outbox === undefined ? {} : { registryOutbox: { pending: outbox.pending, ...outbox.stats } }),
       openTaskStreams: supplier.openTaskStreams,
       connections: node.libp2p.getConnections().length
-    })
+    }),
+    metrics: () => metrics.metrics()
   })
   process.stdout.write(
     `gcn supplier ready\npeer id: ${node.peerId.toString()}\nmodel: ${runtime.info.name} ${runtime.info.id}\nstatus: ${status.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
@@ -124,5 +145,6 @@ export async function runSupplier(argv: string[]): Promise<number> {
     await outbox?.stop({ flushMs: 10_000 })
     await runtime.stop()
     await node.stop()
+    metrics.close()
   })
 }

@@ -424,7 +424,7 @@ export function registerProcessMetrics(registry: MetricsRegistry, options: Proce
   // The histogram holds whole timer intervals (resolution + lag): report only the lag, over the
   // window since the previous scrape. With no sample yet it reports extremes; report 0 then.
   let window = { p50: 0, p99: 0, max: 0 }
-  const lag = (ns: number): number => Math.max(0, ns / 1e6 - resolutionMs) / 1e3
+  const lag = (ns: number): number => Math.max(0, ns - resolutionMs * 1e6) / 1e9
   registry.beforeScrape(() => {
     window =
       delay.count === 0

@@ -41,7 +41,7 @@ function parseExposition(text: string): Map<string, ParsedFamily> {
     current = f
     return f
   }
-  const unescape = (s: string, quotes: boolean): string =>
+  const unescapeText = (s: string, quotes: boolean): string =>
     s.replace(quotes ? /\\(["\\n])/g : /\\([\\n])/g, (_m, c: string) => (c === 'n' ? '\n' : c))
   const parseValue = (raw: string): number => {
     if (raw === '+Inf') return Number.POSITIVE_INFINITY
@@ -59,7 +59,7 @@ function parseExposition(text: string): Map<string, ParsedFamily> {
       expect(f.samples, `${kind} of ${name} before its samples`).to.have.length(0)
       if (kind === 'HELP') {
         expect(f.help, `one HELP for ${name}`).to.equal('')
-        f.help = unescape(rest, false)
+        f.help = unescapeText(rest, false)
       } else {
         expect(f.type, `one TYPE for ${name}`).to.equal('untyped')
         expect(['counter', 'gauge', 'histogram', 'summary', 'untyped']).to.include(rest)
@@ -77,7 +77,7 @@ function parseExposition(text: string): Map<string, ParsedFamily> {
       let consumed = 0
       for (let lm = re.exec(labelText); lm !== null; lm = re.exec(labelText)) {
         expect(labels, `duplicate label ${lm[1]}`).to.not.have.property(lm[1]!)
-        labels[lm[1]!] = unescape(lm[2]!, true)
+        labels[lm[1]!] = unescapeText(lm[2]!, true)
         consumed = re.lastIndex
         if (lm[3] === '') break
       }

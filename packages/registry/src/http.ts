@@ -21,6 +21,8 @@ export interface QueryServerComponents {
   healthy?: () => boolean
   /** More GET routes (path → handler of the query parameters), e.g. settlement reports and proofs. */
   routes?: Record<string, (params: URLSearchParams) => unknown>
+  /** Prometheus text exposition for GET /metrics; without it /metrics is 404. */
+  metrics?: () => string | Promise<string>
 }
 
 export interface QueryServer {
@@ -30,6 +32,7 @@ export interface QueryServer {
 }
 
 const MAX_BLOCK_RANGE = 100_000
+const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
 function json(res: ServerResponse, code: number, body: unknown): void {
   res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' })
@@ -75,6 +78,7 @@ export function parseFilter(params: URLSearchParams, clock: BlockClock): LedgerF
  * Read-only HTTP queries over the ledger: GET /health, /status, /totals,
  * /receipts, /mismatches and /blocks (summaries), each filtered by block, day
  * or block range and by game or supplier. Money is returned as decimal strings.
+ * GET /metrics serves the Prometheus text format when `metrics` is given.
  */
 export async function createQueryServer(init: QueryServerInit, components: QueryServerComponents): Promise<QueryServer> {
   const { ledger, clock } = components
@@ -135,7 +139,23 @@ export async function createQueryServer(init: QueryServerInit, components: Query
       return [500, { error: { code: 'ERR_INTERNAL', message: 'query failed' } }]
     }
   }
+  const metrics = components.metrics
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (metrics !== undefined && req.method === 'GET' && new URL(req.url ?? '/', 'http://registry').pathname === '/metrics') {
+      Promise.resolve()
+        .then(metrics)
+        .then(
+          text => {
+            res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' })
+            res.end(text)
+          },
+          err => {
+            log.error('metrics collection failed', { err })
+            json(res, 500, { error: { code: 'ERR_INTERNAL', message: 'metrics collection failed' } })
+          }
+        )
+      return
+    }
     const [code, body] = answer(req)
     json(res, code, body)
   }
