@@ -1,9 +1,19 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
-import { type ApiKeyRecord, ApiKeyStore, createGateway, ReceiptIssuer, SupplierDirectory, TaskRouter } from '@gcn/distributor'
+import {
+  type ApiKeyRecord,
+  ApiKeyStore,
+  createGateway,
+  Dashboard,
+  ModelKeyServer,
+  ReceiptIssuer,
+  SupplierDirectory,
+  TaskRouter
+} from '@gcn/distributor'
 import { createModelRuntime, createRuntimeReferee } from '@gcn/supplier'
 import { clockOptions, registryClientOptions } from './common-options.js'
 import { createRoleMetrics, instrumentDistributorBackend, registerDistributorMetrics } from './metrics.js'
+import { readModelKeyFile } from './model-keys.js'
 import { untilSignal } from './process.js'
 import { clockFrom, registryOutbox } from './reporting.js'
 import { roleOptions, startRoleNode } from './role.js'
@@ -67,6 +77,16 @@ export const distributorSchema = {
     valueName: 'ADDRESS',
     description: 'GcnSettlement contract address',
     validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
+  },
+  modelKey: {
+    type: 'string[]',
+    valueName: 'FILE',
+    description: 'model key file from `gcn model encrypt`: suppliers of that encrypted model get its key from this distributor'
+  },
+  modelKeyPeer: {
+    type: 'string[]',
+    valueName: 'PEER_ID',
+    description: 'only these supplier peers get model keys (default: any peer that asks)'
   },
   standingRefreshMs: {
     type: 'integer',
@@ -150,6 +170,16 @@ export async function runDistributor(argv: string[]): Promise<number> {
           apiKeys.records().map(r => r.gameId),
           log
         )
+  const modelKeys =
+    values.modelKey === undefined || values.modelKey.length === 0
+      ? undefined
+      : new ModelKeyServer(
+          {
+            keys: new Map((await Promise.all(values.modelKey.map(readModelKeyFile))).map(f => [f.modelId, f.key])),
+            ...(values.modelKeyPeer === undefined ? {} : { allowPeers: values.modelKeyPeer })
+          },
+          { node, logger: log }
+        )
   const metrics = createRoleMetrics(node, log)
   const gateway = createGateway(
     { host: values.gatewayHost, port: values.gatewayPort, apiKeys },
@@ -167,11 +197,25 @@ export async function runDistributor(argv: string[]): Promise<number> {
     ...(outbox === undefined ? {} : { outbox })
   })
   await node.start()
+  await modelKeys?.start()
   directory.start()
   outbox?.start()
   receipts?.start()
   await gateway.start()
+  const dashboard = new Dashboard(
+    {},
+    {
+      router,
+      directory,
+      gatewayStats: () => gateway.stats,
+      clock: clockFrom(values),
+      logger: log,
+      ...(standing === undefined ? {} : { dayStatus: standing.dayPosted })
+    }
+  )
+  dashboard.start()
   const status = await startStatusServer(values.statusHost, values.statusPort, {
+    extra: (req, res) => dashboard.handle(req, res),
     healthy: () => node.libp2p.status === 'started',
     status: () => ({
       peerId: node.peerId.toString(),
@@ -186,10 +230,12 @@ export async function runDistributor(argv: string[]): Promise<number> {
     }),
     metrics: () => metrics.metrics()
   })
+  log.info('dashboard', { url: `${status.url}/dashboard` })
   process.stdout.write(
     `gcn distributor ready\npeer id: ${node.peerId.toString()}\ngateway: ${gateway.url}\nstatus: ${status.url}\nlistening:\n${node.multiaddrs.map(a => `  ${a}`).join('\n')}\n`
   )
   return untilSignal(log, async () => {
+    dashboard.stop()
     await status.close()
     await gateway.stop()
     standing?.stop()
@@ -197,6 +243,7 @@ export async function runDistributor(argv: string[]): Promise<number> {
     await receipts?.stop()
     await outbox?.stop({ flushMs: 10_000 })
     directory.stop()
+    await modelKeys?.stop()
     await node.stop()
     await reference?.stop()
     metrics.close()

@@ -10,7 +10,11 @@ export async function watchGameStanding(
   init: { rpcUrl: string | undefined; settlementAddress: string | undefined; refreshMs: number },
   gameIds: string[],
   log: Logger
-): Promise<{ inGoodStanding(gameId: string): boolean; stop(): void }> {
+): Promise<{
+  inGoodStanding(gameId: string): boolean
+  dayPosted(day: number): Promise<{ day: number; posted: boolean; root?: string }>
+  stop(): void
+}> {
   if (init.rpcUrl === undefined || init.settlementAddress === undefined) {
     throw new ConfigError('checking game standing needs both --rpc-url and --settlement-address')
   }
@@ -32,5 +36,13 @@ export async function watchGameStanding(
   await refresh()
   const timer = setInterval(() => void refresh(), init.refreshMs)
   timer.unref()
-  return { inGoodStanding: gameId => !delinquent.has(gameId), stop: () => clearInterval(timer) }
+  const ZERO = `0x${'00'.repeat(32)}`
+  return {
+    inGoodStanding: gameId => !delinquent.has(gameId),
+    dayPosted: async day => {
+      const root = await chain.dayRoot(day)
+      return root === ZERO ? { day, posted: false } : { day, posted: true, root }
+    },
+    stop: () => clearInterval(timer)
+  }
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** Content type of the Prometheus text exposition format. */
@@ -9,6 +9,8 @@ export interface StatusHandlers {
   status: () => unknown
   /** Prometheus text for GET /metrics; without it /metrics is 404. */
   metrics?: () => string | Promise<string>
+  /** Serves more paths (e.g. the distributor's dashboard); returns false for paths it does not own. */
+  extra?: (req: IncomingMessage, res: ServerResponse) => boolean
 }
 
 /**
@@ -26,6 +28,7 @@ export async function startStatusServer(
       res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' })
       res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
     }
+    if (handlers.extra?.(req, res) === true) return
     if (req.method !== 'GET') return send(405, { error: 'method not allowed' })
     const path = new URL(req.url ?? '/', 'http://status').pathname
     if (path === '/health') return handlers.healthy() ? send(200, { status: 'ok' }) : send(503, { status: 'unhealthy' })

@@ -1,7 +1,17 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
-import { ConfirmationReporter, createModelRuntime, Supplier, writeGguf } from '@gcn/supplier'
+import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
+import {
+  ConfirmationReporter,
+  createModelRuntime,
+  type DecryptedModel,
+  decryptModelToMemory,
+  fetchModelKey,
+  isEncryptedModel,
+  readEncryptedModelHeader,
+  Supplier,
+  writeGguf
+} from '@gcn/supplier'
 import { runSupplierClaim } from './claim.js'
 import { clockOptions, registryClientOptions } from './common-options.js'
 import { createRoleMetrics, instrumentSupplierEngine, registerSupplierMetrics } from './metrics.js'
@@ -21,6 +31,17 @@ export const supplierSchema = {
     description: 'GGUF model file; without it a generated tiny test model is used (DATA_DIR/gcn-tiny.gguf)'
   },
   modelSha256: { type: 'string', valueName: 'HEX', description: 'refuse to serve unless the model file has this sha256' },
+  modelKeyFrom: {
+    type: 'string[]',
+    valueName: 'MULTIADDR',
+    description: 'distributor to ask for the key of an encrypted --model (default: any connected distributor that holds it)'
+  },
+  modelKeyTimeoutMs: {
+    type: 'integer',
+    min: 100,
+    default: 60_000,
+    description: 'give up waiting for the key of an encrypted model after this long'
+  },
   modelName: { type: 'string', description: 'name to advertise (default: the GGUF general.name)' },
   slots: { type: 'integer', min: 1, max: 64, default: 2, description: 'tasks generated at once' },
   maxQueue: { type: 'integer', min: 0, max: 10_000, default: 16, description: 'tasks waiting for a slot before new ones are refused' },
@@ -79,10 +100,37 @@ export async function runSupplier(argv: string[]): Promise<number> {
       bar.done()
     }
   }
+  // An encrypted model needs its key first: join the network, ask a distributor, decrypt into RAM.
+  let decrypted: DecryptedModel | undefined
+  let expectedSha256 = values.modelSha256
+  if (await isEncryptedModel(modelPath)) {
+    const header = await readEncryptedModelHeader(modelPath)
+    if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== header.modelId) {
+      throw new ConfigError(`encrypted model ${modelPath} holds model ${header.modelId}, not --model-sha256 ${expectedSha256}`)
+    }
+    await node.start()
+    try {
+      const key = await fetchModelKey(node, header.modelId, {
+        signal: AbortSignal.timeout(values.modelKeyTimeoutMs),
+        ...(values.modelKeyFrom === undefined ? {} : { from: values.modelKeyFrom }),
+        logger: log
+      })
+      const bar = progressBar('decrypting model into memory')
+      decrypted = await decryptModelToMemory(modelPath, key, { expectedModelId: header.modelId, onProgress: (d, t) => bar.update(d, t) })
+      bar.done()
+      key.fill(0)
+    } catch (err) {
+      // Leave nothing running: the process must exit with the error.
+      await node.stop()
+      throw err
+    }
+    modelPath = decrypted.path
+    expectedSha256 = header.modelId
+  }
   const runtime = createModelRuntime(
     {
       modelPath,
-      ...(values.modelSha256 === undefined ? {} : { expectedSha256: values.modelSha256 }),
+      ...(expectedSha256 === undefined ? {} : { expectedSha256 }),
       ...(values.modelName === undefined ? {} : { name: values.modelName }),
       ...(values.contextSize === undefined ? {} : { contextSize: values.contextSize }),
       slots: values.slots,
@@ -118,7 +166,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
     ...(outbox === undefined ? {} : { outbox }),
     ...(confirmations === undefined ? {} : { confirmations })
   })
-  await node.start()
+  if (decrypted === undefined) await node.start()
   await supplier.start()
   outbox?.start()
   confirmations?.start()
@@ -144,6 +192,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
     await confirmations?.stop()
     await outbox?.stop({ flushMs: 10_000 })
     await runtime.stop()
+    decrypted?.close()
     await node.stop()
     metrics.close()
   })
