@@ -213,6 +213,13 @@ function lines(canvas, series, colors) {
       if (started) c.lineTo(x, y); else { c.moveTo(x, y); started = true }
     })
     c.stroke()
+    // Dots too, so a lone sample (one busy second) shows.
+    c.fillStyle = colors[k]
+    s.forEach((v, i) => {
+      if (v === null) return
+      const x = (i / Math.max(1, s.length - 1)) * (w - 10) + 5, y = h - 5 - (v / max) * (h - 20)
+      c.fillRect(x - 1.5, y - 1.5, 3, 3)
+    })
   })
 }
 function bars(canvas, values) {
