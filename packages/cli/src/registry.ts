@@ -108,7 +108,8 @@ export async function runRegistry(argv: string[]): Promise<number> {
         chain,
         logger: log,
         acceptBlocksBehind: registry.acceptBlocksBehind,
-        registryPeers: [node.peerId, ...registry.peers.map(p => p.peerId)]
+        registryPeers: [node.peerId, ...registry.peers.map(p => p.peerId)],
+        ...(registry.peers.length === 0 ? {} : { lastSyncCompletedAt: () => registry.lastSyncCompletedAt })
       }
     )
     await settler.start()

@@ -121,6 +121,8 @@ export class Registry {
   private readonly dirtyBlocks = new Map<number, number>()
   private lastWriteAt = 0
   private lastSyncAt = 0
+  /** When the last anti-entropy round finished (ms; 0 = none yet): the settler compiles a day only after one. */
+  lastSyncCompletedAt = 0
   /** Blocks a peer's gossip says differ from ours: block → peer to fetch from. */
   private readonly suspects = new Map<number, string>()
   private readonly timers: Array<ReturnType<typeof setInterval>> = []
@@ -584,6 +586,7 @@ export class Registry {
       const from = Math.max(0, now - top * 4000)
       const added = await this.reconcile(peer, from, now, top)
       this.stats.syncRounds++
+      this.lastSyncCompletedAt = Date.now()
       return added
     } catch (err) {
       this.log.debug('anti-entropy round failed', { err })

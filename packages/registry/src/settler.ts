@@ -39,10 +39,20 @@ export interface SettlerComponents {
   acceptBlocksBehind: number
   /** Every registry peer of the set, this one included: the submitter schedule is a permutation of them. */
   registryPeers: PeerId[]
+  /**
+   * When this peer last finished an anti-entropy round (ms). A day is compiled only after a round that
+   * finished once the day was closed and after this process started, so a peer that was down while
+   * receipts arrived settles from the same ledger as the others. Absent: no wait (a single registry).
+   */
+  lastSyncCompletedAt?: () => number
 }
 
 export interface DayState {
   day: number
+  /** Nothing (more) to do for this day here. */
+  done: boolean
+  /** Times this day was recompiled because the chain held another root. */
+  recompiles: number
   report?: DayReport
   /** Signatures over our report, by signer address (ours included). */
   signatures: Map<string, Hex>
@@ -86,6 +96,9 @@ export class Settler {
   private timer?: ReturnType<typeof setInterval>
   private busy = false
   private threshold = 1
+  private readonly startedAt = Date.now()
+  /** Days to compile again (after a sync that finished later than this time) because the chain disagreed. */
+  private readonly recompileAfter = new Map<number, number>()
   readonly stats: SettlerStats = { daysCompiled: 0, daysPosted: 0, debitsApplied: 0, alarms: 0 }
   private readonly onGossip = (evt: CustomEvent<{ topic: string; data: Uint8Array }>): void => {
     if (evt.detail.topic === REGISTRY_REPORTS_TOPIC) void this.handleSignature(evt.detail.data)
@@ -141,15 +154,29 @@ export class Settler {
       const day = intParam(params, 'day')
       if (day === undefined) throw new InvalidQueryError('day is required')
       const state = this.days.get(day)
-      if (state === undefined) throw new InvalidQueryError(`day ${day} is not compiled here yet (ready at block ${this.readyBlock(day)})`)
-      return state
+      if (state !== undefined) return state
+      const ready = this.readyBlock(day)
+      if (this.components.clock.blockHeight() < ready) throw new InvalidQueryError(`day ${day} is not closed yet (ready at block ${ready})`)
+      if (!this.synced(ready)) throw new InvalidQueryError('this registry has not caught up with its peers since it started; retry shortly')
+      // An older day (or one not compiled since a restart): compile it from the ledger for reading.
+      const report = compileDay(this.components.ledger, this.components.clock, day)
+      return {
+        day,
+        done: true,
+        recompiles: 0,
+        signatures: new Map(),
+        posted: false,
+        rank: -1,
+        ...(report === undefined ? {} : { report })
+      }
     }
     return {
       '/settlement/day': params => {
         const state = dayOf(params)
         return {
           day: state.day,
-          posted: state.posted,
+          // null: compiled for reading only (an old day, or since a restart); this peer has not checked the chain.
+          posted: state.rank < 0 ? null : state.posted,
           postedBy: state.postedBy ?? null,
           alarm: state.alarm ?? null,
           signatures: state.signatures.size,
@@ -163,7 +190,13 @@ export class Settler {
         if (account === undefined || !/^0x[0-9a-f]{40}$/.test(account)) throw new InvalidQueryError('account must be an 0x address')
         const credit = state.report?.credits.find(c => c.account.toLowerCase() === account)
         if (credit === undefined) throw new InvalidQueryError(`no credit for ${account} on day ${state.day}`)
-        return { day: state.day, account: credit.account, amount: credit.amount, proof: credit.proof, posted: state.posted }
+        return {
+          day: state.day,
+          account: credit.account,
+          amount: credit.amount,
+          proof: credit.proof,
+          posted: state.rank < 0 ? null : state.posted
+        }
       }
     }
   }
@@ -190,12 +223,25 @@ export class Settler {
         const ready = this.readyBlock(day)
         if (current < ready) continue
         let state = this.days.get(day)
-        if (state === undefined) state = await this.open(day)
-        if (state.posted || state.report === undefined || state.alarm !== undefined) continue
+        if (state === undefined) {
+          const again = this.recompileAfter.get(day)
+          if (!this.synced(ready) || (again !== undefined && (this.components.lastSyncCompletedAt?.() ?? Date.now()) <= again)) continue
+          state = await this.open(day, again === undefined ? 0 : 1)
+          this.recompileAfter.delete(day)
+        }
+        if (state.done) continue
+        const lastTurn = ready + (this.components.registryPeers.length + 1) * this.init.staggerBlocks
+        if (state.report === undefined) {
+          // Nothing billable here: nothing to post, but a root appearing on chain means our ledger disagrees.
+          if (current >= lastTurn) await this.finishEmpty(state)
+          continue
+        }
+        if (state.alarm !== undefined) continue
         this.publish(state)
         const turn = ready + state.rank * this.init.staggerBlocks
         if (current >= turn) await this.takeTurn(state)
       }
+      this.forgetOldDays(lastDay)
     } catch (err) {
       this.log.warn('settlement tick failed', { err })
     } finally {
@@ -203,17 +249,43 @@ export class Settler {
     }
   }
 
-  private async open(day: number): Promise<DayState> {
+  /** Whether an anti-entropy round finished after the day closed (at block `ready`) and after we started. */
+  private synced(ready: number): boolean {
+    const last = this.components.lastSyncCompletedAt
+    if (last === undefined) return true
+    const since = Math.max(this.startedAt, this.components.clock.blockStartMs(ready))
+    return last() >= since
+  }
+
+  private forgetOldDays(lastDay: number): void {
+    for (const [day, state] of this.days) {
+      if (state.done && day < lastDay - this.init.lookbackDays - 1) this.days.delete(day)
+    }
+  }
+
+  private async finishEmpty(state: DayState): Promise<void> {
+    const onChain = await this.components.chain.dayRoot(state.day)
+    if (onChain !== ZERO_ROOT) {
+      this.raise(state, `day ${state.day} was posted with root ${onChain} but this ledger has no billable receipt for it`)
+    }
+    state.done = true
+  }
+
+  private async open(day: number, recompiles: number): Promise<DayState> {
     const self = this.components.node.peerId.toString()
-    const state: DayState = { day, signatures: new Map(), posted: false, rank: Math.max(0, this.schedule(day).indexOf(self)) }
+    const state: DayState = {
+      day,
+      done: false,
+      recompiles,
+      signatures: new Map(),
+      posted: false,
+      rank: Math.max(0, this.schedule(day).indexOf(self))
+    }
     // Not remembered until it is complete: a chain that cannot be read now is retried next block.
     const onChain = await this.components.chain.dayRoot(day)
     const report = compileDay(this.components.ledger, this.components.clock, day)
     this.stats.daysCompiled++
     if (report === undefined) {
-      if (onChain !== ZERO_ROOT)
-        this.raise(state, `day ${day} was posted with root ${onChain} but this ledger has no billable receipt for it`)
-      state.posted = true
       this.days.set(day, state)
       return state
     }
@@ -227,12 +299,23 @@ export class Settler {
     if (early !== undefined) for (const [signer, sig] of early) state.signatures.set(signer, sig)
     this.heard.delete(day)
     this.days.set(day, state)
-    // Already posted (by a peer ahead of us): compare now; debits are still ensured at our turn.
-    if (onChain !== ZERO_ROOT && onChain.toLowerCase() !== report.root.toLowerCase()) {
-      this.raise(state, `the chain holds root ${onChain} for day ${day}, this ledger computes ${report.root}`)
-    }
+    if (onChain !== ZERO_ROOT && onChain.toLowerCase() !== report.root.toLowerCase()) this.mismatch(state, onChain)
     this.log.info('day compiled', { day, root: report.root, totalDebit: report.totalDebit, rank: state.rank })
     return state
+  }
+
+  /**
+   * The chain holds another root than ours. Our ledger may simply have missed writes: forget the day so it is
+   * recompiled after the next completed sync, once; a second disagreement is an alarm.
+   */
+  private mismatch(state: DayState, onChain: Hex): void {
+    if (state.recompiles === 0) {
+      this.log.warn('the chain holds another root for the day; recompiling after the next sync', { day: state.day, onChain })
+      this.days.delete(state.day)
+      this.recompileAfter.set(state.day, Date.now())
+      return
+    }
+    this.raise(state, `the chain holds root ${onChain} for day ${state.day}, this ledger computes ${state.report?.root ?? 'nothing'}`)
   }
 
   private publish(state: DayState): void {
@@ -302,9 +385,7 @@ export class Settler {
   private checkPosted(state: DayState, onChain: Hex): void {
     state.posted = true
     state.postedBy ??= 'another'
-    if (state.report !== undefined && onChain.toLowerCase() !== state.report.root.toLowerCase()) {
-      this.raise(state, `the chain holds root ${onChain} for day ${state.day}, this ledger computes ${state.report.root}`)
-    }
+    if (state.report !== undefined && onChain.toLowerCase() !== state.report.root.toLowerCase()) this.mismatch(state, onChain)
   }
 
   /** Our turn in the schedule: post the day if the chain still lacks it, then make sure every debit is applied. */
@@ -336,15 +417,19 @@ export class Settler {
       }
     }
     this.checkPosted(state, await chain.dayRoot(state.day))
-    if (state.alarm !== undefined) return
+    // An alarm, or a disagreement waiting for a recompile: never apply debits from a report the chain does not hold.
+    if (state.alarm !== undefined || this.days.get(state.day) !== state) return
+    let failed = 0
     for (const debit of report.debits) {
       try {
         await chain.applyDebit(state.day, debit.gameKey, debit.amount, debit.proof)
         this.stats.debitsApplied++
       } catch (err) {
         if (err instanceof ChainError && revertName(err.cause) === 'AlreadyDebited') continue
+        failed++
         this.log.warn('applying a debit failed', { day: state.day, game: debit.gameId, err })
       }
     }
+    if (failed === 0) state.done = true
   }
 }
