@@ -109,7 +109,12 @@ export async function runRegistry(argv: string[]): Promise<number> {
         logger: log,
         acceptBlocksBehind: registry.acceptBlocksBehind,
         registryPeers: [node.peerId, ...registry.peers.map(p => p.peerId)],
-        ...(registry.peers.length === 0 ? {} : { lastSyncCompletedAt: () => registry.lastSyncCompletedAt })
+        ...(registry.peers.length === 0
+          ? {}
+          : {
+              lastSyncCompletedAt: () => registry.lastSyncCompletedAt,
+              syncNow: () => void registry.antiEntropy(undefined, { force: true })
+            })
       }
     )
     await settler.start()

@@ -566,12 +566,17 @@ export class Registry {
   }
 
   /** One anti-entropy round against a random registry peer over everything up to the current block. */
-  async antiEntropy(target?: PeerId): Promise<number> {
+  async antiEntropy(target?: PeerId, options: { force?: boolean } = {}): Promise<number> {
     if (this.syncing || !this.started || this.peers.length === 0) return 0
     // Under sustained writes (replicated synchronously anyway) a full comparison re-hashes the busy
-    // blocks every round: then run one every 5 intervals only.
+    // blocks every round: then run one every 5 intervals only, unless asked to (the settler before a day).
     const now = Date.now()
-    if (target === undefined && now - this.lastWriteAt < this.init.syncIntervalMs && now - this.lastSyncAt < 5 * this.init.syncIntervalMs) {
+    if (
+      options.force !== true &&
+      target === undefined &&
+      now - this.lastWriteAt < this.init.syncIntervalMs &&
+      now - this.lastSyncAt < 5 * this.init.syncIntervalMs
+    ) {
       return 0
     }
     this.lastSyncAt = now

@@ -45,6 +45,8 @@ export interface SettlerComponents {
    * receipts arrived settles from the same ledger as the others. Absent: no wait (a single registry).
    */
   lastSyncCompletedAt?: () => number
+  /** Starts an anti-entropy round now (with lastSyncCompletedAt). */
+  syncNow?: () => void
 }
 
 export interface DayState {
@@ -225,7 +227,10 @@ export class Settler {
         let state = this.days.get(day)
         if (state === undefined) {
           const again = this.recompileAfter.get(day)
-          if (!this.synced(ready) || (again !== undefined && (this.components.lastSyncCompletedAt?.() ?? Date.now()) <= again)) continue
+          if (!this.synced(ready) || (again !== undefined && (this.components.lastSyncCompletedAt?.() ?? Date.now()) <= again)) {
+            this.components.syncNow?.()
+            continue
+          }
           state = await this.open(day, again === undefined ? 0 : 1)
           this.recompileAfter.delete(day)
         }
