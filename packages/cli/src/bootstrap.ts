@@ -9,7 +9,7 @@ import {
   loadOrCreateIdentity,
   type NetworkProfile
 } from '@gcn/core'
-import { commonOptions } from './common-options.js'
+import { commonOptions, statusOptions } from './common-options.js'
 import { createRoleMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
 import { startStatusServer } from './status-server.js'
@@ -24,14 +24,7 @@ export const bootstrapSchema = {
     description: 'Ed25519 identity file (created with mode 0600 if missing; refused if readable by others)'
   },
   targetPeers: { type: 'integer', min: 0, default: 50, description: 'keep dialing discovered peers until this many are connected' },
-  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
-  statusPort: {
-    type: 'integer',
-    min: 0,
-    max: 65535,
-    default: 0,
-    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
-  }
+  ...statusOptions
 } satisfies ConfigSchema
 
 export const bootstrapHelp = formatHelp(

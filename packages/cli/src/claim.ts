@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
 import { evmAddressOf, loadOrCreateEvmKey, SettlementChain } from '@gcn/registry'
+import { evmAddressOption } from './common-options.js'
 
 export const claimSchema = {
   registryUrl: {
@@ -10,13 +11,7 @@ export const claimSchema = {
     description: "a registry peer's HTTP endpoint (serves the claim proofs)"
   },
   rpcUrl: { type: 'string', required: true, valueName: 'URL', description: 'JSON-RPC URL of the rollup' },
-  settlementAddress: {
-    type: 'string',
-    required: true,
-    valueName: 'ADDRESS',
-    description: 'GcnSettlement contract address',
-    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
-  },
+  settlementAddress: { ...evmAddressOption('GcnSettlement contract address'), required: true },
   day: { type: 'integer', min: 0, required: true, description: 'settlement day to claim' },
   dataDir: { type: 'string', valueName: 'DIR', default: join('.gcn', 'supplier'), description: 'the supplier data directory' },
   evmKeyFile: {

@@ -56,3 +56,25 @@ export const registryClientOptions = {
     description: 'registry peer address ending in /p2p/<peer id> (repeat for each); without any, nothing is reported'
   } as OptionSpec<'string[]'>
 } as const
+
+/** The health/status/metrics HTTP endpoint of a role. */
+export const statusOptions = {
+  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
+  statusPort: {
+    type: 'integer',
+    min: 0,
+    max: 65535,
+    default: 0,
+    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
+  }
+} satisfies ConfigSchema
+
+/** An EVM address option (settlement contract, reward address). */
+export function evmAddressOption(description: string) {
+  return {
+    type: 'string',
+    valueName: 'ADDRESS',
+    description,
+    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
+  } as const
+}

@@ -11,7 +11,7 @@ import {
   TaskRouter
 } from '@gcn/distributor'
 import { createModelRuntime, createRuntimeReferee } from '@gcn/supplier'
-import { clockOptions, registryClientOptions } from './common-options.js'
+import { clockOptions, evmAddressOption, registryClientOptions, statusOptions } from './common-options.js'
 import { createRoleMetrics, instrumentDistributorBackend, registerDistributorMetrics } from './metrics.js'
 import { readModelKeyFile } from './model-keys.js'
 import { untilSignal } from './process.js'
@@ -26,14 +26,7 @@ export const distributorSchema = {
   ...registryClientOptions,
   gatewayHost: { type: 'string', default: '127.0.0.1', description: 'interface the HTTP gateway listens on' },
   gatewayPort: { type: 'integer', min: 0, max: 65535, default: 8080, description: 'HTTP gateway port (0 = any free port)' },
-  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
-  statusPort: {
-    type: 'integer',
-    min: 0,
-    max: 65535,
-    default: 0,
-    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
-  },
+  ...statusOptions,
   apiKey: {
     type: 'string[]',
     valueName: 'GAME:KEY',
@@ -72,12 +65,7 @@ export const distributorSchema = {
     valueName: 'URL',
     description: 'JSON-RPC URL of the rollup; with --settlement-address, delinquent games are refused (402)'
   },
-  settlementAddress: {
-    type: 'string',
-    valueName: 'ADDRESS',
-    description: 'GcnSettlement contract address',
-    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
-  },
+  settlementAddress: { ...evmAddressOption('GcnSettlement contract address') },
   modelKey: {
     type: 'string[]',
     valueName: 'FILE',

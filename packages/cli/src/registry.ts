@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { ConfigError, type ConfigSchema, formatHelp, loadConfig } from '@gcn/core'
 import { createQueryServer, Ledger, loadOrCreateEvmKey, Registry, SettlementChain, Settler } from '@gcn/registry'
-import { clockOptions } from './common-options.js'
+import { clockOptions, evmAddressOption } from './common-options.js'
 import { createRoleMetrics, registerRegistryMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
 import { clockFrom } from './reporting.js'
@@ -33,12 +33,7 @@ export const registrySchema = {
     valueName: 'URL',
     description: 'JSON-RPC URL of the rollup; with --settlement-address, this peer takes part in daily settlement'
   },
-  settlementAddress: {
-    type: 'string',
-    valueName: 'ADDRESS',
-    description: 'GcnSettlement contract address',
-    validate: (v: string) => (/^0x[0-9a-fA-F]{40}$/.test(v) ? undefined : 'must be 0x followed by 40 hex digits')
-  },
+  settlementAddress: { ...evmAddressOption('GcnSettlement contract address') },
   evmKeyFile: {
     type: 'string',
     valueName: 'PATH',

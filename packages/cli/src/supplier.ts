@@ -13,7 +13,7 @@ import {
   writeGguf
 } from '@gcn/supplier'
 import { runSupplierClaim } from './claim.js'
-import { clockOptions, registryClientOptions } from './common-options.js'
+import { clockOptions, registryClientOptions, statusOptions } from './common-options.js'
 import { createRoleMetrics, instrumentSupplierEngine, registerSupplierMetrics } from './metrics.js'
 import { untilSignal } from './process.js'
 import { progressBar } from './progress.js'
@@ -55,14 +55,7 @@ export const supplierSchema = {
   contextSize: { type: 'integer', min: 64, description: 'tokens per sequence (default min(model, 2048))' },
   gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
   price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
-  statusHost: { type: 'string', default: '127.0.0.1', description: 'interface of the health/status/metrics HTTP endpoint' },
-  statusPort: {
-    type: 'integer',
-    min: 0,
-    max: 65535,
-    default: 0,
-    description: 'port of GET /health, /status and /metrics (Prometheus) (0 = any free port)'
-  },
+  ...statusOptions,
   testStallMs: {
     type: 'integer',
     min: 0,
