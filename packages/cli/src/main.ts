@@ -17,7 +17,7 @@ const commands: Record<string, Command> = {
   distributor: { summary: 'run a distributor with the OpenAI-compatible gateway', run: runDistributor },
   registry: { summary: 'run a registry peer (receipts ledger, settlement)', run: runRegistry },
   devnet: { summary: 'start a whole local network on 127.0.0.1', run: runDevnet },
-  model: { summary: 'write a deterministic GGUF test model (gcn model make --out FILE)', run: runModel }
+  model: { summary: 'write a deterministic GGUF test model (model make), encrypt one (model encrypt)', run: runModel }
 }
 
 export const mainHelp = `Usage: gcn <command> [options]
