@@ -96,7 +96,10 @@ export async function runSupplier(argv: string[]): Promise<number> {
   // An encrypted model needs its key first: join the network, ask a distributor, decrypt into RAM.
   let decrypted: DecryptedModel | undefined
   let expectedSha256 = values.modelSha256
-  if (await isEncryptedModel(modelPath)) {
+  const encrypted = await isEncryptedModel(modelPath).catch(err => {
+    throw new ConfigError(`cannot read model file ${modelPath}`, { cause: err, hint: 'check --model and its permissions' })
+  })
+  if (encrypted) {
     const header = await readEncryptedModelHeader(modelPath)
     if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== header.modelId) {
       throw new ConfigError(`encrypted model ${modelPath} holds model ${header.modelId}, not --model-sha256 ${expectedSha256}`)
@@ -133,7 +136,14 @@ export async function runSupplier(argv: string[]): Promise<number> {
     },
     { logger: log }
   )
-  await runtime.start()
+  try {
+    await runtime.start()
+  } catch (err) {
+    // Leave nothing running (the node may be started for an encrypted model): the process must exit with the error.
+    decrypted?.close()
+    await node.stop()
+    throw err
+  }
   const outbox = registryOutbox(values.registry, node, log)
   const confirmations =
     outbox === undefined

@@ -165,7 +165,8 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
       })
     }
   }
-  return createLibp2p(options)
+  // Started by GcnNode.start(): a role that fails while setting up must not leave a listening node behind.
+  return createLibp2p({ ...options, start: false })
 }
 
 /**
