@@ -56,6 +56,12 @@ export const supplierSchema = {
   gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
   price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
   ...statusOptions,
+  drainMs: {
+    type: 'integer',
+    min: 0,
+    default: 8_000,
+    description: 'on SIGTERM/SIGINT, let tasks in flight finish for up to this long (new tasks are refused at once)'
+  },
   testStallMs: {
     type: 'integer',
     min: 0,
@@ -191,7 +197,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
   )
   return untilSignal(log, async () => {
     await status.close()
-    await supplier.stop()
+    await supplier.stop({ drainMs: values.drainMs })
     await confirmations?.stop()
     await outbox?.stop({ flushMs: 10_000 })
     await runtime.stop()

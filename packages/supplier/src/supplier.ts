@@ -134,7 +134,11 @@ export class Supplier {
     void this.provide()
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops taking tasks (new task streams are refused, so distributors fail over before any text was sent),
+   * lets the tasks in flight finish for up to `drainMs`, then aborts what is left.
+   */
+  async stop(options: { drainMs?: number } = {}): Promise<void> {
     this.started = false
     clearInterval(this.advertTimer)
     clearTimeout(this.provideTimer)
@@ -143,6 +147,12 @@ export class Supplier {
     const { libp2p } = this.components.node
     await libp2p.unhandle(TASK_PROTOCOL)
     await libp2p.unhandle(ADVERT_PROTOCOL)
+    const deadline = Date.now() + (options.drainMs ?? 0)
+    if (this.openStreams.size > 0 && Date.now() < deadline) {
+      this.log.info('draining tasks in flight before stopping', { tasks: this.openStreams.size, drainMs: options.drainMs })
+      while (this.openStreams.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    if (this.openStreams.size > 0) this.log.warn('aborting tasks still in flight', { tasks: this.openStreams.size })
     for (const stream of this.openStreams) stream.abort(new GcnError('supplier stopping'))
   }
 
