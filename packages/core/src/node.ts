@@ -131,6 +131,21 @@ function capturingEncrypter(inner: EncrypterFactory, capture: NonNullable<GcnNod
   }
 }
 
+/**
+ * Listen addresses with a specific IP and port. libp2p 3 announces a public
+ * address only once something (AutoNAT) verified it; gcn runs nothing that
+ * does, so a node listening on a public IP would announce no address at all
+ * and nobody could dial it. An operator who listens on a given IP and port
+ * means to be reached there: announce it. Wildcards (0.0.0.0, ::) and port 0
+ * still need --announce on a public host.
+ */
+function fixedListenAddrs(listen: readonly string[]): string[] {
+  return listen.filter(addr => {
+    const m = addr.match(/^\/ip[46]\/([^/]+)\/tcp\/(\d+)/)
+    return m !== null && m[1] !== '0.0.0.0' && m[1] !== '::' && m[2] !== '0'
+  })
+}
+
 export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
   const profile = init.profile ?? NODE_DEFAULTS.profile
   if (!NETWORK_PROFILES.includes(profile)) throw new ConfigError(`unknown network profile ${JSON.stringify(profile)}`)
@@ -143,7 +158,10 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
 
   const options: Libp2pOptions<GcnServices> = {
     privateKey: init.privateKey,
-    addresses: { listen, ...(init.announce === undefined ? {} : { announce: init.announce }) },
+    addresses: {
+      listen,
+      ...(init.announce === undefined ? { appendAnnounce: fixedListenAddrs(listen) } : { announce: init.announce })
+    },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [init.wireCapture === undefined ? noise() : capturingEncrypter(noise(), init.wireCapture)],
     streamMuxers: [yamux()],
