@@ -98,6 +98,10 @@ interface PendingCommit {
   reject(err: unknown): void
 }
 
+/** Blocks remembered as differing from a peer's gossip, and fetched per block tick. */
+const MAX_SUSPECTS = 256
+const FETCHES_PER_TICK = 8
+
 /** Below this span, reconciliation asks for single blocks. */
 const LEAF_SPAN = 64
 
@@ -267,7 +271,7 @@ export class Registry {
     const remote = connection.remotePeer.toString()
     const framed = createFramedStream(stream, { maxFrameBytes: LIMITS.registryWrite })
     if (fromRegistry && !this.peerIds.has(remote)) {
-      this.log.warn('replication refused from a peer that is not a registry peer', { peer: remote })
+      this.log.debug('replication refused from a peer that is not a registry peer', { peer: remote })
       framed.abort(new UnknownSignerError('not a registry peer'))
       return
     }
@@ -278,7 +282,11 @@ export class Registry {
       ackChain = ackChain.then(() => framed.write(RegistryAckCodec, ack)).catch(err => framed.abort(err as Error))
     }
     try {
-      for await (const write of framed.frames(RegistryWriteCodec)) {
+      // libp2p streams have no inactivity timeout: a peer that opens a stream and trickles or goes quiet
+      // would hold it (and its buffers) for as long as the connection lives.
+      for (let first = true; ; first = false) {
+        const write = await framed.readOrEnd(RegistryWriteCodec, { signal: AbortSignal.timeout(first ? 10_000 : 60_000) })
+        if (write === null) break
         const job: Promise<void> = this.handleWrite(write, fromRegistry)
           .then(answer)
           .finally(() => inFlight.delete(job))
@@ -398,8 +406,9 @@ export class Registry {
   private onBlockTick(): void {
     if (!this.started) return
     this.publishSummaries()
-    const suspects = [...this.suspects]
-    this.suspects.clear()
+    // A few block fetches per tick; the rest wait (anti-entropy covers them too).
+    const suspects = [...this.suspects].slice(0, FETCHES_PER_TICK)
+    for (const [block] of suspects) this.suspects.delete(block)
     for (const [block, peer] of suspects) {
       const target = this.peers.find(p => p.peerId.toString() === peer)
       if (target !== undefined) void this.fetchBlock(target, block).catch(err => this.log.debug('block fetch failed', { peer, block, err }))
@@ -446,9 +455,12 @@ export class Registry {
       return
     }
     if (decoded.registryPeerId !== from) return
+    const newest = this.components.clock.blockHeight() + this.init.acceptBlocksAhead
     for (const remote of decoded.blocks) {
       // Ours is still changing: its own summary goes out (and is compared) once it is quiet.
       if (this.dirtyBlocks.has(remote.blockHeight)) continue
+      // Never a block from the future, and a bounded to-do list whatever a peer claims.
+      if (remote.blockHeight > newest || this.suspects.size >= MAX_SUSPECTS) continue
       const local = this.components.ledger.blockSummary(remote.blockHeight)
       if (local.count < remote.count || (local.count === remote.count && !sameBytes(local.root, remote.root))) {
         this.suspects.set(remote.blockHeight, from)

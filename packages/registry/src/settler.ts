@@ -11,6 +11,7 @@ import {
 import type { PeerId } from '@libp2p/interface'
 import { type Address, bytesToHex, type Hex, hexToBytes, recoverAddress } from 'viem'
 import { ChainError, revertName, type SettlementChain } from './chain.js'
+import { GCN_SETTLEMENT_ABI } from './contracts.js'
 import { InvalidQueryError } from './errors.js'
 import { intParam } from './http.js'
 import type { Ledger } from './ledger.js'
@@ -98,6 +99,8 @@ export class Settler {
   private timer?: ReturnType<typeof setInterval>
   private busy = false
   private threshold = 1
+  /** The contract's registered signers (lowercase): only their signatures count. */
+  private signerSet = new Set<string>()
   private readonly startedAt = Date.now()
   /** Days to compile again (after a sync that finished later than this time) because the chain disagreed. */
   private readonly recompileAfter = new Map<number, number>()
@@ -115,19 +118,24 @@ export class Settler {
   }
 
   async start(): Promise<void> {
-    this.threshold = Number(
-      await this.components.chain.publicClient.readContract({
-        address: this.components.chain.settlement,
-        abi: [{ type: 'function', name: 'threshold', inputs: [], outputs: [{ type: 'uint256' }], stateMutability: 'view' }],
-        functionName: 'threshold'
-      })
-    )
+    await this.refreshSigners()
     const pubsub = this.components.node.libp2p.services.pubsub
     pubsub.subscribe(REGISTRY_REPORTS_TOPIC)
     pubsub.addEventListener('message', this.onGossip as never)
     this.timer = setInterval(() => void this.tick(), this.components.clock.blockMs)
     this.timer.unref()
     this.log.info('settler started', { threshold: this.threshold, signer: this.components.chain.account?.address })
+  }
+
+  /** Reads the signer set and threshold from the contract (owner-managed, so re-read for each day). */
+  private async refreshSigners(): Promise<void> {
+    const { chain } = this.components
+    const [signers, threshold] = await Promise.all([
+      chain.publicClient.readContract({ address: chain.settlement, abi: GCN_SETTLEMENT_ABI, functionName: 'signers' }),
+      chain.publicClient.readContract({ address: chain.settlement, abi: GCN_SETTLEMENT_ABI, functionName: 'threshold' })
+    ])
+    this.signerSet = new Set((signers as readonly string[]).map(a => a.toLowerCase()))
+    this.threshold = Number(threshold)
   }
 
   stop(): void {
@@ -287,6 +295,7 @@ export class Settler {
       rank: Math.max(0, this.schedule(day).indexOf(self))
     }
     // Not remembered until it is complete: a chain that cannot be read now is retried next block.
+    await this.refreshSigners()
     const onChain = await this.components.chain.dayRoot(day)
     const report = compileDay(this.components.ledger, this.components.clock, day)
     this.stats.daysCompiled++
@@ -363,13 +372,20 @@ export class Settler {
       return
     }
     const signer = recovered.toLowerCase()
+    // A signature from anyone but a registered signer would make postDay revert (NotASigner) if it were used.
+    if (!this.signerSet.has(signer)) {
+      this.log.debug('report signature from an address that is not a registered signer', { from: message.registryPeerId })
+      return
+    }
     const state = this.days.get(message.day)
     if (state?.report !== undefined) {
       if (state.report.root === root && state.report.totalDebit === totalDebit) state.signatures.set(signer, hex(message.signature))
       else this.log.warn('a registry peer signed a different report', { from: message.registryPeerId, day: message.day, root })
       return
     }
-    if (message.day < this.components.clock.day(this.components.clock.blockHeight()) - this.init.lookbackDays - 1) return
+    const today = this.components.clock.day(this.components.clock.blockHeight())
+    // Only days that can be compiled soon are kept before we compile them (bounded memory).
+    if (message.day < today - this.init.lookbackDays - 1 || message.day > today + 1) return
     let byReport = this.heard.get(message.day)
     if (byReport === undefined) {
       byReport = new Map()
@@ -399,7 +415,7 @@ export class Settler {
     const report = state.report!
     const onChain = await chain.dayRoot(state.day)
     if (onChain === ZERO_ROOT) {
-      if (state.signatures.size < this.threshold) {
+      if ([...state.signatures.keys()].filter(a => this.signerSet.has(a)).length < this.threshold) {
         this.log.warn('not enough report signatures yet to post the day', {
           day: state.day,
           have: state.signatures.size,
@@ -409,6 +425,7 @@ export class Settler {
       }
       // The contract wants distinct signers in ascending address order.
       const signatures = [...state.signatures]
+        .filter(([signer]) => this.signerSet.has(signer))
         .sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1))
         .slice(0, this.threshold)
         .map(([, s]) => s)

@@ -237,6 +237,23 @@ export class Supplier {
     try {
       await framed.write(AdvertEnvelopeCodec, await this.currentAdvert(), { signal: AbortSignal.timeout(5_000) })
       await framed.close({ signal: AbortSignal.timeout(5_000) })
+      // Only our side is closed: a peer that never closes its side would hold the stream forever.
+      // A function, so TS does not narrow the status across the await.
+      const closed = (): boolean => stream.status === 'closed'
+      if (!closed()) {
+        await new Promise<void>(resolve => {
+          const timer = setTimeout(resolve, 5_000)
+          stream.addEventListener(
+            'close',
+            () => {
+              clearTimeout(timer)
+              resolve()
+            },
+            { once: true }
+          )
+        })
+        if (!closed()) stream.abort(new GcnError('advert query: peer did not close its side'))
+      }
     } catch (err) {
       framed.abort(err instanceof Error ? err : new GcnError('advert query failed'))
     }
