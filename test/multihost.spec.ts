@@ -29,19 +29,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BlockClock, loadOrCreateIdentity } from '@gcn/core'
-import {
-  accountId,
-  deploySettlement,
-  type EmbeddedChain,
-  GCN_SETTLEMENT_ABI,
-  GCN_TEST_TOKEN_ABI,
-  gameKey,
-  LEAF_CREDIT,
-  LEAF_DEBIT,
-  SettlementTree,
-  serveJsonRpc,
-  startEmbeddedChain
-} from '@gcn/registry'
+import { accountId, gameKey, LEAF_CREDIT, LEAF_DEBIT, SettlementTree } from '@gcn/registry'
 import { expect } from 'chai'
 import type { Address, Hex } from 'viem'
 import { createTopology, type NetnsHost, type NetnsTopology, netnsUnavailable } from './helpers/netns.js'
@@ -55,6 +43,8 @@ import {
   readyBlock,
   type SettlementDayJson,
   type SettlementParams,
+  startTestChain,
+  type TestChain,
   type TestSupplier,
   untilBlock
 } from './helpers/settlement.js'
@@ -79,80 +69,6 @@ interface Role {
   proc?: Proc
 }
 
-interface ChainHandle {
-  chain: EmbeddedChain
-  rpcUrl: string
-  settlement: Address
-  dayPosted(day: number): Promise<Array<{ day: number; root: Hex; totalDebit: bigint; submitter: Address }>>
-  close(): Promise<void>
-}
-
-/** The embedded chain, served on `host` (the root namespace's bridge address) so the namespaces reach it. */
-async function startChain(host: string, signers: Address[], fund: Address[]): Promise<ChainHandle> {
-  const chain = await startEmbeddedChain({ accounts: 2 })
-  const rpc = await serveJsonRpc(chain.provider as never, { host })
-  const close = async (): Promise<void> => {
-    await rpc.close()
-    await chain.close()
-  }
-  try {
-    const [deployer, gameOwner] = chain.walletClients as [EmbeddedChain['walletClients'][number], EmbeddedChain['walletClients'][number]]
-    const { publicClient } = chain
-    const { settlement, token } = await deploySettlement({
-      walletClient: deployer as never,
-      publicClient: publicClient as never,
-      signers,
-      threshold: 2
-    })
-    const wait = async (hash: Hex): Promise<void> => {
-      const receipt = await publicClient.waitForTransactionReceipt({ hash })
-      if (receipt.status !== 'success') throw new Error(`transaction ${hash} failed`)
-    }
-    for (const to of fund) await wait(await deployer.sendTransaction({ to, value: 10n ** 20n }))
-    await wait(
-      await deployer.writeContract({
-        address: token,
-        abi: GCN_TEST_TOKEN_ABI,
-        functionName: 'mint',
-        args: [gameOwner.account.address, DEPOSIT]
-      })
-    )
-    await wait(
-      await gameOwner.writeContract({ address: token, abi: GCN_TEST_TOKEN_ABI, functionName: 'approve', args: [settlement, DEPOSIT] })
-    )
-    await wait(
-      await gameOwner.writeContract({
-        address: settlement,
-        abi: GCN_SETTLEMENT_ABI,
-        functionName: 'deposit',
-        args: [gameKey(GAME), DEPOSIT]
-      })
-    )
-    return {
-      chain,
-      rpcUrl: rpc.url,
-      settlement,
-      async dayPosted(day) {
-        const events = await publicClient.getContractEvents({
-          address: settlement,
-          abi: GCN_SETTLEMENT_ABI,
-          eventName: 'DayPosted',
-          fromBlock: 0n,
-          args: { day: BigInt(day) }
-        })
-        return events.map(e => {
-          const args = e.args as { day: bigint; root: Hex; totalDebit: bigint; submitter: Address }
-          return { day: Number(args.day), root: args.root, totalDebit: args.totalDebit, submitter: args.submitter }
-        })
-      },
-      close
-    }
-  } catch (err) {
-    await close()
-    throw err
-  }
-}
-
 async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) })
   const body = await res.text()
@@ -170,7 +86,7 @@ describe('multi-host network (network namespaces, production profile): bootstrap
   const startedAt = Date.now()
   let net: NetnsTopology | undefined
   let dir: string | undefined
-  let chain: ChainHandle | undefined
+  let chain: TestChain | undefined
   let clock: BlockClock
   let model: TestModel
   let regIds: RegistryIdentity[]
@@ -206,11 +122,14 @@ describe('multi-host network (network namespaces, production profile): bootstrap
     const bootAddr = `${p2p(hBoot)}/p2p/${bootId}`
     const registryAddrs = regIds.map((id, i) => `${p2p(hRegs[i]!)}/p2p/${id.peerId}`)
 
-    chain = await startChain(
-      net.rootAddr,
-      regIds.map(r => r.signer),
-      [...regIds.map(r => r.signer), ...suppliers.map(s => s.rewardAddress)]
-    )
+    // Served on the root namespace's bridge address, so the namespaces reach it.
+    chain = await startTestChain({
+      host: net.rootAddr,
+      signers: regIds.map(r => r.signer),
+      threshold: 2,
+      fund: [...regIds.map(r => r.signer), ...suppliers.map(s => s.rewardAddress)]
+    })
+    await chain.deposit(GAME, DEPOSIT)
     const settlementArgs = ['--rpc-url', chain.rpcUrl, '--settlement-address', chain.settlement]
     const clockSettings = { genesisMs: Date.now(), blockMs: BLOCK_MS, blocksPerDay: BLOCKS_PER_DAY }
     clock = new BlockClock(clockSettings)

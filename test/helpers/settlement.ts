@@ -77,13 +77,19 @@ export interface TestChain {
 }
 
 /**
- * Starts an EDR chain in this process, serves it on 127.0.0.1 (the registries
+ * Starts an EDR chain in this process, serves it on 127.0.0.1 or `host` (the registries
  * and the CLI reach it by URL), deploys the test token and GcnSettlement with
  * `signers` and `threshold`, and sends 100 ETH to each address of `fund`.
  */
-export async function startTestChain(init: { signers: Address[]; threshold: number; fund: Address[] }): Promise<TestChain> {
+export async function startTestChain(init: {
+  signers: Address[]
+  threshold: number
+  fund: Address[]
+  /** Address the JSON-RPC endpoint listens on (default 127.0.0.1). */
+  host?: string
+}): Promise<TestChain> {
   const chain = await startEmbeddedChain({ accounts: 2 })
-  const rpc = await serveJsonRpc(chain.provider as never)
+  const rpc = await serveJsonRpc(chain.provider as never, init.host === undefined ? {} : { host: init.host })
   const close = async (): Promise<void> => {
     await rpc.close()
     await chain.close()
