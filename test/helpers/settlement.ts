@@ -23,6 +23,7 @@ import {
 import {
   accountId,
   deploySettlement,
+  depositTestTokens,
   type EmbeddedChain,
   evmAddressOf,
   GCN_SETTLEMENT_ABI,
@@ -33,7 +34,8 @@ import {
   loadOrCreateEvmKey,
   SettlementTree,
   serveJsonRpc,
-  startEmbeddedChain
+  startEmbeddedChain,
+  waitForSuccess
 } from '@gcn/registry'
 import type { Address, Hex } from 'viem'
 import { gcn, type Proc, waitFor } from './procs.js'
@@ -103,10 +105,7 @@ export async function startTestChain(init: {
       signers: init.signers,
       threshold: init.threshold
     })
-    const wait = async (hash: Hex): Promise<void> => {
-      const receipt = await publicClient.waitForTransactionReceipt({ hash })
-      if (receipt.status !== 'success') throw new Error(`transaction ${hash} failed`)
-    }
+    const wait = (hash: Hex): Promise<void> => waitForSuccess(publicClient as never, hash)
     for (const to of init.fund) await wait(await deployer.sendTransaction({ to, value: 10n ** 20n }))
     const read = (functionName: string, args: readonly unknown[]): Promise<unknown> =>
       publicClient.readContract({ address: settlement, abi: GCN_SETTLEMENT_ABI, functionName: functionName as never, args: args as never })
@@ -119,27 +118,12 @@ export async function startTestChain(init: {
       deployer,
       gameOwner,
       wait,
-      async deposit(gameId, amount) {
-        await wait(
-          await deployer.writeContract({
-            address: token,
-            abi: GCN_TEST_TOKEN_ABI,
-            functionName: 'mint',
-            args: [gameOwner.account.address, amount]
-          })
-        )
-        await wait(
-          await gameOwner.writeContract({ address: token, abi: GCN_TEST_TOKEN_ABI, functionName: 'approve', args: [settlement, amount] })
-        )
-        await wait(
-          await gameOwner.writeContract({
-            address: settlement,
-            abi: GCN_SETTLEMENT_ABI,
-            functionName: 'deposit',
-            args: [gameKey(gameId), amount]
-          })
-        )
-      },
+      deposit: (gameId, amount) =>
+        depositTestTokens(
+          { publicClient: publicClient as never, minter: deployer as never, payer: gameOwner as never, token, settlement },
+          gameId,
+          amount
+        ),
       deposits: async gameId => (await read('deposits', [gameKey(gameId)])) as bigint,
       owed: async gameId => (await read('owed', [gameKey(gameId)])) as bigint,
       delinquent: async gameId => (await read('delinquent', [gameKey(gameId)])) as boolean,

@@ -1,4 +1,4 @@
-import { deploySettlement, GCN_SETTLEMENT_ABI, GCN_TEST_TOKEN_ABI, gameKey, serveJsonRpc, startEmbeddedChain } from '@gcn/registry'
+import { deploySettlement, depositTestTokens, serveJsonRpc, startEmbeddedChain, waitForSuccess } from '@gcn/registry'
 
 type Address = `0x${string}`
 
@@ -35,32 +35,9 @@ export async function startDevnetChain(init: {
       signers: init.signers,
       threshold: init.threshold
     })
-    const wait = async (hash: `0x${string}`): Promise<void> => {
-      const receipt = await publicClient.waitForTransactionReceipt({ hash })
-      if (receipt.status !== 'success') throw new Error(`devnet chain setup transaction ${hash} failed`)
-    }
-    for (const to of init.fund) await wait(await deployer.sendTransaction({ to, value: 10n ** 20n }))
-    for (const game of init.games) {
-      await wait(
-        await deployer.writeContract({
-          address: token,
-          abi: GCN_TEST_TOKEN_ABI,
-          functionName: 'mint',
-          args: [owner.account.address, game.deposit]
-        })
-      )
-      await wait(
-        await owner.writeContract({ address: token, abi: GCN_TEST_TOKEN_ABI, functionName: 'approve', args: [settlement, game.deposit] })
-      )
-      await wait(
-        await owner.writeContract({
-          address: settlement,
-          abi: GCN_SETTLEMENT_ABI,
-          functionName: 'deposit',
-          args: [gameKey(game.gameId), game.deposit]
-        })
-      )
-    }
+    for (const to of init.fund) await waitForSuccess(publicClient as never, await deployer.sendTransaction({ to, value: 10n ** 20n }))
+    const depositor = { publicClient: publicClient as never, minter: deployer as never, payer: owner as never, token, settlement }
+    for (const game of init.games) await depositTestTokens(depositor, game.gameId, game.deposit)
     return {
       rpcUrl: rpc.url,
       settlement,

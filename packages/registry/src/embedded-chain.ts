@@ -30,6 +30,7 @@ import {
 } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { GCN_SETTLEMENT_ABI, GCN_SETTLEMENT_BYTECODE, GCN_TEST_TOKEN_ABI, GCN_TEST_TOKEN_BYTECODE } from './contracts.js'
+import { gameKey } from './settlement.js'
 
 export interface EmbeddedChainOptions {
   /** Number of prefunded accounts (default 10). */
@@ -173,4 +174,37 @@ export async function deploySettlement(init: DeploySettlementInit): Promise<{ se
     })
   )
   return { settlement, token }
+}
+
+/** Waits for a transaction's receipt and throws unless it succeeded. */
+export async function waitForSuccess(publicClient: PublicClient<Transport, Chain>, hash: Hex): Promise<void> {
+  const receipt = await publicClient.waitForTransactionReceipt({ hash })
+  if (receipt.status !== 'success') throw new Error(`transaction ${hash} failed`)
+}
+
+export interface GameDepositInit {
+  publicClient: PublicClient<Transport, Chain>
+  /** Owns the test token (mints). */
+  minter: WalletClient<Transport, Chain, Account>
+  /** Pays the deposit (and becomes the game's owner on its first deposit). */
+  payer: WalletClient<Transport, Chain, Account>
+  token: Address
+  settlement: Address
+}
+
+/** Mints `amount` test tokens to the payer, approves the settlement contract and deposits them for `gameId`. */
+export async function depositTestTokens(init: GameDepositInit, gameId: string, amount: bigint): Promise<void> {
+  const { publicClient, minter, payer, token, settlement } = init
+  await waitForSuccess(
+    publicClient,
+    await minter.writeContract({ address: token, abi: GCN_TEST_TOKEN_ABI, functionName: 'mint', args: [payer.account.address, amount] })
+  )
+  await waitForSuccess(
+    publicClient,
+    await payer.writeContract({ address: token, abi: GCN_TEST_TOKEN_ABI, functionName: 'approve', args: [settlement, amount] })
+  )
+  await waitForSuccess(
+    publicClient,
+    await payer.writeContract({ address: settlement, abi: GCN_SETTLEMENT_ABI, functionName: 'deposit', args: [gameKey(gameId), amount] })
+  )
 }

@@ -1,6 +1,15 @@
 export { ChainError, evmAddressOf, loadOrCreateEvmKey, revertName, SettlementChain, type SettlementChainInit } from './chain.js'
 export { GCN_SETTLEMENT_ABI, GCN_TEST_TOKEN_ABI } from './contracts.js'
-export { deploySettlement, type EmbeddedChain, type EmbeddedChainOptions, embeddedChainKey, startEmbeddedChain } from './embedded-chain.js'
+export {
+  deploySettlement,
+  depositTestTokens,
+  type EmbeddedChain,
+  type EmbeddedChainOptions,
+  embeddedChainKey,
+  type GameDepositInit,
+  startEmbeddedChain,
+  waitForSuccess
+} from './embedded-chain.js'
 export * from './errors.js'
 export { createQueryServer, type QueryServer, type QueryServerInit } from './http.js'
 export {
