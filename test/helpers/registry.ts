@@ -186,6 +186,34 @@ export interface RegistryClusterOptions {
   logLevel?: string
 }
 
+/** `gcn registry` arguments on 127.0.0.1 (local profile, fixed port, HTTP on any port) knowing its distributors and peers. */
+export function localRegistryArgs(init: {
+  port: number
+  bootstrapAddr: string
+  dataDir: string
+  clock: ClockSettings
+  distributors: readonly string[]
+  /** Peer ids of the other registries. */
+  peers: readonly string[]
+}): string[] {
+  return [
+    'registry',
+    '--profile',
+    'local',
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${init.port}`,
+    '--bootstrap',
+    init.bootstrapAddr,
+    '--data-dir',
+    init.dataDir,
+    '--http-port',
+    '0',
+    ...clockArgs(init.clock),
+    ...init.distributors.flatMap(d => ['--distributor', d]),
+    ...init.peers.flatMap(other => ['--peer', `/p2p/${other}`])
+  ]
+}
+
 /**
  * Creates every registry identity first (so each knows the others' peer ids,
  * as `gcn devnet` does), then starts `count` registry processes, each on a
@@ -203,20 +231,14 @@ export async function startRegistries(options: RegistryClusterOptions): Promise<
   const nodes = ids.map((id, i) => {
     const dataDir = join(options.dir, `registry-${i + 1}`)
     const args = [
-      'registry',
-      '--profile',
-      'local',
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${ports[i]}`,
-      '--bootstrap',
-      options.bootstrapAddr,
-      '--data-dir',
-      dataDir,
-      '--http-port',
-      '0',
-      ...clockArgs(options.clock),
-      ...options.distributors.flatMap(d => ['--distributor', d]),
-      ...ids.filter(other => other !== id).flatMap(other => ['--peer', `/p2p/${other}`]),
+      ...localRegistryArgs({
+        port: ports[i]!,
+        bootstrapAddr: options.bootstrapAddr,
+        dataDir,
+        clock: options.clock,
+        distributors: options.distributors,
+        peers: ids.filter(other => other !== id)
+      }),
       ...(options.quorum === undefined ? [] : ['--quorum', String(options.quorum)]),
       ...(options.acceptBlocksBehind === undefined ? [] : ['--accept-blocks-behind', String(options.acceptBlocksBehind)]),
       '--log-level',

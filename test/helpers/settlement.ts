@@ -41,8 +41,8 @@ import type { Address, Hex } from 'viem'
 import { gcn, type Proc, waitFor } from './procs.js'
 import {
   type ClockSettings,
-  clockArgs,
   freePort,
+  localRegistryArgs,
   makeReceipt,
   type Party,
   RegistryNode,
@@ -273,20 +273,14 @@ export async function startSettlingRegistries(options: {
   for (const _ of options.identities) ports.push(await freePort())
   const nodes = options.identities.map((id, i) => {
     const args = [
-      'registry',
-      '--profile',
-      'local',
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${ports[i]}`,
-      '--bootstrap',
-      options.bootstrapAddr,
-      '--data-dir',
-      id.dataDir,
-      '--http-port',
-      '0',
-      ...clockArgs(options.clock),
-      ...options.distributors.flatMap(d => ['--distributor', d]),
-      ...options.identities.filter(other => other !== id).flatMap(other => ['--peer', `/p2p/${other.peerId}`]),
+      ...localRegistryArgs({
+        port: ports[i]!,
+        bootstrapAddr: options.bootstrapAddr,
+        dataDir: id.dataDir,
+        clock: options.clock,
+        distributors: options.distributors,
+        peers: options.identities.filter(other => other !== id).map(other => other.peerId)
+      }),
       '--quorum',
       String(options.quorum),
       '--accept-blocks-behind',
