@@ -60,6 +60,8 @@ export interface InferenceDone {
    * (a task failing those never completes), 'verified' or 'failed' after re-scoring.
    */
   verdict?: ProofVerdictName
+  /** Hex id of the delivered task: the id its receipt (and the supplier's confirmation) carries. */
+  taskId?: string
 }
 
 export type ProofVerdictName = 'unchecked' | 'verified' | 'failed'

@@ -581,8 +581,8 @@ class HttpGateway implements Gateway {
       const text = pieces.join('')
       const body =
         parsed.endpoint === 'chat'
-          ? chatCompletion(meta, text, finish, done.usage, done.modelId)
-          : textCompletion(meta, text, finish, done.usage, done.modelId)
+          ? chatCompletion(meta, text, finish, done.usage, done.modelId, done.taskId)
+          : textCompletion(meta, text, finish, done.usage, done.modelId, done.taskId)
       this.sendJson(res, 200, body, { 'X-Request-Id': meta.id })
       return
     }
@@ -626,7 +626,17 @@ class HttpGateway implements Gateway {
         this.account(ctx, done)
         const finish = toOpenAiFinishReason(done.finishReason)
         await send(
-          streamChunk(endpoint, meta, { ...(endpoint === 'chat' ? {} : { content: '' }), finish, modelId: done.modelId }, includeUsage)
+          streamChunk(
+            endpoint,
+            meta,
+            {
+              ...(endpoint === 'chat' ? {} : { content: '' }),
+              finish,
+              modelId: done.modelId,
+              ...(done.taskId === undefined ? {} : { taskId: done.taskId })
+            },
+            includeUsage
+          )
         )
         if (includeUsage) await send(usageChunk(endpoint, meta, done.usage, done.modelId))
         res.end('data: [DONE]\n\n')

@@ -344,7 +344,14 @@ export function systemFingerprint(modelId: string): string {
   return `fp_${modelId.slice(0, 16)}`
 }
 
-export function chatCompletion(meta: ResponseMeta, content: string, finish: OpenAiFinishReason, usage: Usage, modelId: string) {
+export function chatCompletion(
+  meta: ResponseMeta,
+  content: string,
+  finish: OpenAiFinishReason,
+  usage: Usage,
+  modelId: string,
+  taskId?: string
+) {
   return {
     id: meta.id,
     object: 'chat.completion' as const,
@@ -352,11 +359,19 @@ export function chatCompletion(meta: ResponseMeta, content: string, finish: Open
     model: meta.model,
     choices: [{ index: 0, message: { role: 'assistant' as const, content, refusal: null }, finish_reason: finish, logprobs: null }],
     usage: toOpenAiUsage(usage),
-    system_fingerprint: systemFingerprint(modelId)
+    system_fingerprint: systemFingerprint(modelId),
+    ...gcnExtension(taskId)
   }
 }
 
-export function textCompletion(meta: ResponseMeta, text: string, finish: OpenAiFinishReason, usage: Usage, modelId: string) {
+export function textCompletion(
+  meta: ResponseMeta,
+  text: string,
+  finish: OpenAiFinishReason,
+  usage: Usage,
+  modelId: string,
+  taskId?: string
+) {
   return {
     id: meta.id,
     object: 'text_completion' as const,
@@ -364,8 +379,18 @@ export function textCompletion(meta: ResponseMeta, text: string, finish: OpenAiF
     model: meta.model,
     choices: [{ index: 0, text, finish_reason: finish, logprobs: null }],
     usage: toOpenAiUsage(usage),
-    system_fingerprint: systemFingerprint(modelId)
+    system_fingerprint: systemFingerprint(modelId),
+    ...gcnExtension(taskId)
   }
+}
+
+/**
+ * gcn's own field on a finished answer (OpenAI clients ignore unknown fields):
+ * the task id the answer's receipt carries, so a game can match what it was
+ * billed for to its requests.
+ */
+function gcnExtension(taskId: string | undefined): { gcn?: { task_id: string } } {
+  return taskId === undefined ? {} : { gcn: { task_id: taskId } }
 }
 
 /**
@@ -377,7 +402,7 @@ export function textCompletion(meta: ResponseMeta, text: string, finish: OpenAiF
 export function streamChunk(
   endpoint: Endpoint,
   meta: ResponseMeta,
-  piece: { role?: 'assistant'; content?: string; finish?: OpenAiFinishReason; modelId?: string },
+  piece: { role?: 'assistant'; content?: string; finish?: OpenAiFinishReason; modelId?: string; taskId?: string },
   includeUsage: boolean
 ): Record<string, unknown> {
   const finishReason = piece.finish ?? null
@@ -400,7 +425,8 @@ export function streamChunk(
     model: meta.model,
     ...(piece.modelId === undefined ? {} : { system_fingerprint: systemFingerprint(piece.modelId) }),
     choices: [choice],
-    ...(includeUsage ? { usage: null } : {})
+    ...(includeUsage ? { usage: null } : {}),
+    ...gcnExtension(piece.taskId)
   }
 }
 

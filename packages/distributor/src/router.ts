@@ -327,6 +327,7 @@ export class TaskRouter implements InferenceBackend {
             if (wantsJson) text += event.text
           } else {
             const done = event as TaskDone
+            done.taskId = Buffer.from(done.proof.taskId).toString('hex')
             const task: CompletedTask = {
               taskId: done.proof.taskId,
               gameId: request.gameId,

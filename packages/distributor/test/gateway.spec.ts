@@ -15,6 +15,7 @@ import { NoSupplierError, TaskFailedError, UnknownModelError } from '../src/erro
 import { ApiKeyStore, createGateway, type Gateway, type GatewayLimits, hashApiKey } from '../src/gateway.js'
 
 const MODEL_ID = 'ab'.repeat(32)
+const TASK_ID = 'cd'.repeat(16)
 const MODEL: ModelInfo = { id: MODEL_ID, name: 'tiny-chat', contextSize: 2048, pricePer1kTokens: 12_345_678_901_234_567_890n, suppliers: 3 }
 const KEY = 'sk-gcn-test-key-game-1'
 const PROMPT_MARKER = 'SECRET-PROMPT-TEXT'
@@ -66,7 +67,8 @@ class FakeBackend implements InferenceBackend {
       type: 'done',
       finishReason: s.finishReason ?? 'stop',
       usage: s.usage ?? { promptTokens: 7, completionTokens: deltas.length },
-      modelId: MODEL_ID
+      modelId: MODEL_ID,
+      taskId: TASK_ID
     }
   }
 }
@@ -89,6 +91,7 @@ interface Chunk extends Partial<ErrorJson> {
   object: string
   model: string
   usage?: unknown
+  gcn?: { task_id: string }
   choices: { index: number; delta: { role?: string; content?: string }; text?: string; finish_reason: string | null }[]
 }
 
@@ -242,6 +245,7 @@ describe('gateway', () => {
       { index: 0, message: { role: 'assistant', content: 'Hello, world', refusal: null }, finish_reason: 'stop', logprobs: null }
     ])
     expect(body.usage).to.deep.equal({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 })
+    expect(body.gcn).to.deep.equal({ task_id: TASK_ID })
 
     const req = backend.requests[0]!
     expect(req).to.deep.include({ model: MODEL_ID, gameId: 'game-1', sessionId: 'player-7' })
@@ -318,6 +322,9 @@ describe('gateway', () => {
     expect(chunks.slice(1, 4).map(c => c.choices[0].delta.content)).to.deep.equal(['Hello', ', ', 'world'])
     expect(chunks.slice(0, 4).every(c => c.choices[0].finish_reason === null && c.usage === null)).to.equal(true)
     expect(chunks[4].choices).to.deep.equal([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }])
+    // The task id the receipt carries comes once, with the finish.
+    expect(chunks[4].gcn).to.deep.equal({ task_id: TASK_ID })
+    expect(chunks.filter(c => 'gcn' in c)).to.have.length(1)
     expect(chunks[5].choices).to.deep.equal([])
     expect(chunks[5].usage).to.deep.equal({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 })
     expect(chunks).to.have.length(6)

@@ -142,6 +142,11 @@ export interface ChatResult {
   model: string
   /** The gateway's response id. */
   id: string
+  /**
+   * Hex id of the network task that produced the answer: its receipt (what the
+   * game is billed for) carries the same id. `null` if the gateway sent none.
+   */
+  taskId: string | null
 }
 
 /**
@@ -212,7 +217,7 @@ export interface GcnClientOptions {
  * ```ts
  * const echo: ChatProducer = async emit => {
  *   emit({ text: 'hi' })
- *   return { text: 'hi', finishReason: 'stop', usage: null, model: 'echo', id: '1' }
+ *   return { text: 'hi', finishReason: 'stop', usage: null, model: 'echo', id: '1', taskId: null }
  * }
  * ```
  */
@@ -566,6 +571,7 @@ interface Chunk {
   choices?: unknown
   usage?: unknown
   error?: unknown
+  gcn?: unknown
 }
 
 /** Reads an SSE body into deltas; a JSON body (a gateway that ignored `stream`) is accepted as one delta. */
@@ -586,7 +592,7 @@ async function readStreamed(
     return result
   }
   if (response.body === null) throw new ConnectionError('the gateway sent no response body')
-  const result: ChatResult = { text: '', finishReason: null, usage: null, model: '', id: '' }
+  const result: ChatResult = { text: '', finishReason: null, usage: null, model: '', id: '', taskId: null }
   for await (const event of readSse(response.body, { signal })) {
     if (event.data === '[DONE]') return result
     let chunk: Chunk
@@ -600,6 +606,7 @@ async function readStreamed(
     if (result.id === '' && typeof chunk.id === 'string') result.id = chunk.id
     if (result.model === '' && typeof chunk.model === 'string') result.model = chunk.model
     if (chunk.usage !== undefined && chunk.usage !== null) result.usage = usageFrom(chunk.usage)
+    result.taskId = taskIdFrom(chunk.gcn) ?? result.taskId
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
     if (!isRecord(choice)) continue
     const piece = kind === 'chat' ? (isRecord(choice.delta) ? choice.delta.content : undefined) : choice.text
@@ -626,8 +633,15 @@ function resultFromJson(kind: Kind, body: unknown): ChatResult {
     finishReason: typeof choice.finish_reason === 'string' ? choice.finish_reason : null,
     usage: body.usage === undefined || body.usage === null ? null : usageFrom(body.usage),
     model: typeof body.model === 'string' ? body.model : '',
-    id: typeof body.id === 'string' ? body.id : ''
+    id: typeof body.id === 'string' ? body.id : '',
+    taskId: taskIdFrom(body.gcn)
   }
+}
+
+/** `gcn.task_id` of a response or chunk, when it is a hex string. */
+function taskIdFrom(value: unknown): string | null {
+  const id = isRecord(value) ? value.task_id : undefined
+  return typeof id === 'string' && /^[0-9a-f]{1,128}$/.test(id) ? id : null
 }
 
 function usageFrom(value: unknown): Usage {

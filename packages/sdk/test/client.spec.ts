@@ -87,7 +87,7 @@ function streamChat(res: ServerResponse, pieces: string[]): void {
   res.write(': ping\n\n')
   event(res, { ...chatChunk(undefined), choices: [{ index: 0, delta: { role: 'assistant' }, finish_reason: null }] })
   for (const p of pieces) event(res, chatChunk(p))
-  event(res, chatChunk(undefined, 'stop'))
+  event(res, { ...chatChunk(undefined, 'stop'), gcn: { task_id: 'feed01' } })
   event(res, { id: 'chatcmpl-1', object: 'chat.completion.chunk', model: 'tiny', choices: [], usage: USAGE })
   event(res, '[DONE]')
   res.end()
@@ -157,7 +157,8 @@ describe('GcnClient', () => {
         finishReason: 'stop',
         usage: { promptTokens: 5, completionTokens: 3, totalTokens: 8 },
         model: 'tiny',
-        id: 'chatcmpl-1'
+        id: 'chatcmpl-1',
+        taskId: 'feed01'
       })
       const seen = gw.requests[0]!
       expect(seen).to.deep.include({ method: 'POST', url: '/v1/chat/completions' })
@@ -193,7 +194,8 @@ describe('GcnClient', () => {
           object: 'chat.completion',
           model: 'tiny',
           choices: [{ index: 0, message: { role: 'assistant', content: '{"mood":"happy"}' }, finish_reason: 'stop' }],
-          usage: USAGE
+          usage: USAGE,
+          gcn: { task_id: '0a1b2c' }
         })
       )
       const response_format = {
@@ -206,7 +208,8 @@ describe('GcnClient', () => {
         finishReason: 'stop',
         usage: { promptTokens: 5, completionTokens: 3, totalTokens: 8 },
         model: 'tiny',
-        id: 'chatcmpl-2'
+        id: 'chatcmpl-2',
+        taskId: '0a1b2c'
       })
       expect(gw.requests[0]!.body).to.deep.equal({ messages, model: 'tiny', max_tokens: 16, response_format, stream: false })
       expect(gw.requests[0]!.headers.accept).to.equal('application/json')
