@@ -93,6 +93,9 @@ export class AckedWriteStream {
     if (this.closedWith !== undefined) throw this.closedWith
     const id = this.nextId++
     const { promise, resolve, reject } = Promise.withResolvers<RegistryAck>()
+    // The stream may fail (or the signal abort) while the frame is still being written: `promise` is then
+    // rejected before anyone awaits it, and the write's own error is what the caller gets.
+    promise.catch(() => undefined)
     this.pending.set(id, { resolve, reject })
     const onAbort = (): void => {
       this.pending.delete(id)
