@@ -68,6 +68,12 @@ export const supplierSchema = {
     default: 0,
     description: 'TEST ONLY fault injection: wait this long before each generation'
   },
+  testAdvertiseSlots: {
+    type: 'integer',
+    min: 0,
+    default: 0,
+    description: 'TEST ONLY fault injection: advertise this many total and free slots, whatever the runtime has (0 = the truth)'
+  },
   rewardAddress: {
     type: 'string',
     default: '0x0000000000000000000000000000000000000000',
@@ -160,7 +166,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
         )
   const metrics = createRoleMetrics(node, log)
   const supplier = new Supplier(
-    { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress, testStallBeforeGenerateMs: values.testStallMs },
+    { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress, testStallBeforeGenerateMs: values.testStallMs, testAdvertisedSlots: values.testAdvertiseSlots },
     {
       node,
       privateKey: identity.privateKey,

@@ -130,6 +130,8 @@ export class Dashboard {
         peerId: e.peerId.toString(),
         models: e.advert.models.map(m => m.name),
         slots: e.advert.totalSlots,
+        believedSlots: directory.slotsOf(e),
+        refusals: e.refusals,
         freeSlots: e.advert.freeSlots,
         queueDepth: e.advert.queueDepth,
         outstanding: e.outstanding,

@@ -26,13 +26,16 @@ export interface DirectoryInit {
   ewmaAlpha?: number
   /** Failed proof-of-inference checks after which a supplier is banned from routing. */
   banAfterProofFailures?: number
+  /** After a supplier refuses a task for lack of room: how long it gets nothing queued beyond its believed slots, and its believed slots do not grow. */
+  refusalHoldMs?: number
 }
 
 export const DIRECTORY_DEFAULTS = Object.freeze({
   maxAdvertAgeMs: 30_000,
   expireAfterMs: 15_000,
   ewmaAlpha: 0.3,
-  banAfterProofFailures: 3
+  banAfterProofFailures: 3,
+  refusalHoldMs: 30_000
 })
 
 export interface DirectoryComponents {
@@ -57,6 +60,19 @@ export interface SupplierEntry {
   /** Proof-of-inference outcomes measured by us. */
   verified: number
   proofFailures: number
+  /**
+   * Slots we believe it has for us; undefined: its advertised totalSlots. When
+   * it refuses a task for lack of room (ERR_QUEUE_FULL), this drops to what it
+   * was running for us then, and grows back by one per `capacity` tasks it
+   * accepts once the hold time has passed (additive increase, as TCP's
+   * congestion window). Advertising slots it does not have wins a supplier
+   * nothing but refusals.
+   */
+  capacity?: number
+  capacityCredit: number
+  /** Tasks it refused for lack of room, and when it last did. */
+  refusals: number
+  lastRefusalMs?: number
 }
 
 /**
@@ -162,7 +178,9 @@ export class SupplierDirectory {
       successes: 0,
       failures: 0,
       verified: 0,
-      proofFailures: 0
+      proofFailures: 0,
+      capacityCredit: 0,
+      refusals: 0
     }
     entry.advert = plain
     entry.addrs = plain.multiaddrs.flatMap(bytes => {
@@ -220,12 +238,45 @@ export class SupplierDirectory {
   }
 
   /** Records a measured outcome of a task on a supplier. */
+  /** Slots the router may fill on `entry`: the advertised ones, capped by what it showed it has (see SupplierEntry.capacity). */
+  slotsOf(entry: SupplierEntry): number {
+    const advertised = Math.max(1, entry.advert.totalSlots)
+    return entry.capacity === undefined ? advertised : Math.min(advertised, entry.capacity)
+  }
+
+  /** Whether `entry` refused work within the hold time: it then gets no work queued beyond its believed slots. */
+  refusedRecently(entry: SupplierEntry, nowMs = Date.now()): boolean {
+    return entry.lastRefusalMs !== undefined && nowMs - entry.lastRefusalMs < this.init.refusalHoldMs
+  }
+
+  /**
+   * Records that a supplier refused a task for lack of room while `running` other
+   * tasks of ours were in flight on it: we believe it has that many slots (at least 1).
+   */
+  recordRefusal(peerId: string, running: number): void {
+    const entry = this.entries.get(peerId)
+    if (entry === undefined) return
+    entry.refusals++
+    entry.lastRefusalMs = Date.now()
+    entry.capacity = Math.max(1, Math.min(this.slotsOf(entry), running))
+    entry.capacityCredit = 0
+  }
+
   recordResult(peerId: string, result: { ok: boolean; ttftMs?: number; tokensPerSecond?: number }): void {
     const entry = this.entries.get(peerId)
     if (entry === undefined) return
     const a = this.init.ewmaAlpha
-    if (result.ok) entry.successes++
-    else entry.failures++
+    if (result.ok) {
+      entry.successes++
+      if (entry.capacity !== undefined && !this.refusedRecently(entry)) {
+        entry.capacityCredit += 1 / entry.capacity
+        if (entry.capacityCredit >= 1) {
+          entry.capacityCredit = 0
+          entry.capacity++
+          if (entry.capacity >= Math.max(1, entry.advert.totalSlots)) entry.capacity = undefined
+        }
+      }
+    } else entry.failures++
     if (result.ttftMs !== undefined)
       entry.ewmaTtftMs = entry.ewmaTtftMs === undefined ? result.ttftMs : a * result.ttftMs + (1 - a) * entry.ewmaTtftMs
     if (result.tokensPerSecond !== undefined && Number.isFinite(result.tokensPerSecond)) {

@@ -252,7 +252,7 @@ export class TaskRouter implements InferenceBackend {
 
   private cost(entry: SupplierEntry): number {
     const latency = entry.ewmaTtftMs ?? (entry.advert.ttftMs > 0 ? entry.advert.ttftMs : this.init.defaultTtftMs)
-    const slots = Math.max(1, entry.advert.totalSlots)
+    const slots = this.components.directory.slotsOf(entry)
     const queued = entry.advert.queueDepth / slots
     // A failing supplier costs more until it proves itself again.
     const failurePenalty = 1 + entry.failures / (entry.successes + entry.failures + 1)
@@ -260,7 +260,10 @@ export class TaskRouter implements InferenceBackend {
   }
 
   private eligible(entry: SupplierEntry): boolean {
-    return entry.outstanding < Math.max(1, entry.advert.totalSlots) + this.init.maxQueuedPerSupplier
+    const { directory } = this.components
+    // A supplier that recently refused work for lack of room gets nothing queued beyond its believed slots.
+    const queue = directory.refusedRecently(entry) ? 0 : this.init.maxQueuedPerSupplier
+    return entry.outstanding < directory.slotsOf(entry) + queue
   }
 
   /** Chooses a supplier for `modelId`, skipping `exclude`; undefined when none can take it. */
@@ -270,7 +273,7 @@ export class TaskRouter implements InferenceBackend {
     if (sessionId !== undefined) {
       const pinned = candidates.find(e => e.peerId.toString() === this.sessions.get(sessionId))
       // Load guard: stay for prompt-cache reuse only while it has a free slot.
-      if (pinned !== undefined && pinned.outstanding < Math.max(1, pinned.advert.totalSlots)) return pinned
+      if (pinned !== undefined && pinned.outstanding < this.components.directory.slotsOf(pinned)) return pinned
     }
     if (candidates.length === 1) return candidates[0]
     const i = Math.floor(this.random() * candidates.length)
@@ -363,6 +366,9 @@ export class TaskRouter implements InferenceBackend {
       } catch (err) {
         lastError = err
         this.components.directory.recordResult(peer, { ok: false })
+        // `outstanding` still counts this task: the supplier was running the others when it refused.
+        if (err instanceof TaskFailedError && err.supplierCode === 'ERR_QUEUE_FULL')
+          this.components.directory.recordRefusal(peer, supplier.outstanding - 1)
         if (err instanceof TaskFailedError && err.supplierCode === 'ERR_PROOF') this.verdict(peer, new Uint8Array(0), false, err.message)
         if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
         const clientError = err instanceof TaskFailedError ? clientErrorFor(err) : undefined

@@ -402,6 +402,47 @@ describe('SupplierDirectory', function () {
       // Unknown peers are ignored.
       dir.recordResult(peerIdFromPrivateKey(bob).toString(), { ok: false })
     })
+
+    it('believes the advertised slots until a refusal, then what the supplier ran; grows back by one per window after the hold', async () => {
+      const dir = unitDirectory({ refusalHoldMs: 50 })
+      const entry = await dir.ingest(await advertBytes(alice, { overrides: { totalSlots: 32, freeSlots: 32 } }))
+      const peer = entry.peerId.toString()
+      expect(dir.slotsOf(entry)).to.equal(32)
+      expect(dir.refusedRecently(entry)).to.equal(false)
+      // It claimed 32 slots but refused a task while running 2 of ours.
+      dir.recordRefusal(peer, 2)
+      expect(dir.slotsOf(entry)).to.equal(2)
+      expect(entry.refusals).to.equal(1)
+      expect(dir.refusedRecently(entry)).to.equal(true)
+      // No growth during the hold.
+      for (let i = 0; i < 10; i++) dir.recordResult(peer, { ok: true })
+      expect(dir.slotsOf(entry)).to.equal(2)
+      await until(() => !dir.refusedRecently(entry), 'the hold to pass')
+      // +1 per `capacity` accepted tasks: 2 tasks → 3, 3 more → 4.
+      dir.recordResult(peer, { ok: true })
+      expect(dir.slotsOf(entry)).to.equal(2)
+      dir.recordResult(peer, { ok: true })
+      expect(dir.slotsOf(entry)).to.equal(3)
+      for (let i = 0; i < 3; i++) dir.recordResult(peer, { ok: true })
+      expect(dir.slotsOf(entry)).to.equal(4)
+      // Failures do not grow it; a refusal with nothing running leaves one slot.
+      dir.recordResult(peer, { ok: false })
+      dir.recordRefusal(peer, 0)
+      expect(dir.slotsOf(entry)).to.equal(1)
+    })
+
+    it('never believes more than the advertised slots, and trusts the advert again once grown back to it', async () => {
+      const dir = unitDirectory({ refusalHoldMs: 0 })
+      const entry = await dir.ingest(await advertBytes(alice, { overrides: { totalSlots: 2, freeSlots: 2 } }))
+      const peer = entry.peerId.toString()
+      dir.recordRefusal(peer, 5)
+      expect(dir.slotsOf(entry)).to.equal(2)
+      dir.recordRefusal(peer, 1)
+      expect(dir.slotsOf(entry)).to.equal(1)
+      dir.recordResult(peer, { ok: true })
+      expect(entry.capacity).to.equal(undefined)
+      expect(dir.slotsOf(entry)).to.equal(2)
+    })
   })
 
   describe('on a libp2p network', () => {

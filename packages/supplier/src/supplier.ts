@@ -52,6 +52,11 @@ export interface SupplierInit {
    */
   testStallBeforeGenerateMs?: number
   /**
+   * Test doubles only (a supplier lying about its capacity): advertise this many
+   * total and free slots whatever the engine has. 0: the truth.
+   */
+  testAdvertisedSlots?: number
+  /**
    * Test doubles only (adversarial suppliers): sees each chunk just before it
    * is sealed and sent, and may replace it, or drop it by returning undefined.
    */
@@ -64,6 +69,7 @@ export const SUPPLIER_DEFAULTS = Object.freeze({
   openTimeoutMs: 5_000,
   maxTaskStreams: 64,
   testStallBeforeGenerateMs: 0,
+  testAdvertisedSlots: 0,
   /** Re-provide model ids in the DHT this often. */
   provideIntervalMs: 60_000,
   /** Retry a failed provide (e.g. no DHT peers yet at start) this soon. */
@@ -209,8 +215,8 @@ export class Supplier {
       models: [
         { id: engine.info.id, name: engine.info.name, contextSize: engine.info.contextSize, pricePer1kTokens: this.init.pricePer1kTokens }
       ],
-      freeSlots: stats.freeSlots,
-      totalSlots: stats.totalSlots,
+      freeSlots: this.init.testAdvertisedSlots > 0 ? this.init.testAdvertisedSlots : stats.freeSlots,
+      totalSlots: this.init.testAdvertisedSlots > 0 ? this.init.testAdvertisedSlots : stats.totalSlots,
       queueDepth: stats.queueDepth,
       tokensPerSecond: stats.tokensPerSecond,
       ttftMs: Math.round(stats.ttftMs),
