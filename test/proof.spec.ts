@@ -113,23 +113,31 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
     }
   }
 
-  async function run(router: TaskRouter, req: InferenceRequest): Promise<{ text: string; error?: unknown }> {
+  async function run(
+    router: TaskRouter,
+    req: InferenceRequest,
+    options: { whole?: boolean } = {}
+  ): Promise<{ text: string; error?: unknown; verdict?: string }> {
     let text = ''
     try {
-      for await (const e of router.stream(req)) if (e.type === 'delta') text += e.text
-      return { text }
+      let verdict: string | undefined
+      for await (const e of router.stream(req, options)) {
+        if (e.type === 'delta') text += e.text
+        else verdict = e.verdict
+      }
+      return { text, ...(verdict === undefined ? {} : { verdict }) }
     } catch (error) {
       return { text, error }
     }
   }
 
   /** A runtime that claims another model's id: what a cheating supplier advertises. */
-  function impersonate(rt: ModelRuntime, id: string): GenerationEngine {
+  function impersonate(rt: ModelRuntime, id: string, advertisedTtftMs?: number): GenerationEngine {
     return {
       get info() {
         return { ...rt.info, id }
       },
-      stats: () => rt.stats(),
+      stats: () => (advertisedTtftMs === undefined ? rt.stats() : { ...rt.stats(), ttftMs: advertisedTtftMs }),
       onChange: l => rt.onChange(() => l()),
       generate: (input, params, options) => rt.generate(input, params, options)
     }
@@ -270,6 +278,55 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
     const r = await run(router, request(0, { maxTokens: 16, temperature: 0 }))
     expect(r.error).to.be.instanceOf(TaskFailedError)
     expect(verdicts.some(v => v.verdict === 'failed')).to.equal(true)
+  })
+
+  /** A supplier whose model says nothing: EOS first, every time. */
+  function silent(id: string): GenerationEngine {
+    return {
+      info: { id, name: 'gcn-tiny-s1', contextSize: 512 },
+      stats: () => ({ totalSlots: 1, freeSlots: 1, queueDepth: 0, tokensPerSecond: 1000, ttftMs: 1 }),
+      onChange: () => () => {},
+      async *generate(): AsyncIterable<GenerationChunk> {
+        yield { type: 'done', finishReason: 'stop', usage: { promptTokens: 5, completionTokens: 0 } }
+      }
+    }
+  }
+
+  it('a whole (non-streamed) answer that fails re-scoring is not delivered but re-run elsewhere: the game gets a verified answer', async () => {
+    // It advertises a faster first token, so the router tries it first.
+    const cheat = await supplier(impersonate(await runtime(otherModel), reference.info.id, 1))
+    const honest = await supplier(await runtime(trueModel))
+    const { router, verdicts } = await distributor([cheat, honest])
+    const cheatId = cheat.node.peerId.toString()
+    const results = []
+    for (let i = 0; i < 8; i++) results.push(await run(router, request(i), { whole: true }))
+    await router.settled()
+    for (const r of results) {
+      expect(r.error, String(r.error)).to.equal(undefined)
+      expect(r.verdict, 'verdict of every delivered answer').to.equal('verified')
+    }
+    const caught = verdicts.filter(v => v.supplier === cheatId && v.verdict === 'failed').length
+    expect(caught, "the cheat's answers caught (and replaced)").to.be.greaterThan(0)
+    expect(router.counters.rejectedAnswers).to.equal(caught)
+  })
+
+  it("an empty answer is re-run once on another supplier; a second empty answer is taken as the model's", async () => {
+    const mute = await supplier(silent(reference.info.id))
+    const honest = await supplier(await runtime(trueModel))
+    const { router } = await distributor([mute, honest])
+    for (let i = 0; i < 6; i++) {
+      const r = await run(router, request(i, { temperature: 0 }))
+      expect(r.error, String(r.error)).to.equal(undefined)
+      expect(r.text, 'answer text').to.not.equal('')
+    }
+    expect(router.counters.emptyRetries, 'empty answers re-run').to.be.greaterThan(0)
+    await router.settled()
+
+    const two = await distributor([mute, await supplier(silent(reference.info.id))])
+    const r = await run(two.router, request(0))
+    expect(r.error, String(r.error)).to.equal(undefined)
+    expect(r.text).to.equal('')
+    expect(two.router.counters.emptyRetries).to.equal(1)
   })
 
   it('bans a persistent cheater after 3 failed tasks and ignores its adverts; an honest supplier keeps serving', async () => {

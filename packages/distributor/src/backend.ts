@@ -11,5 +11,6 @@ import type { InferenceEvent, InferenceRequest, ModelInfo } from '@gcn/core'
  */
 export interface InferenceBackend {
   listModels(): ModelInfo[]
-  stream(request: InferenceRequest, options: { signal?: AbortSignal }): AsyncIterable<InferenceEvent>
+  /** `whole`: the caller delivers the answer only once complete, so it may be held back until checked (and re-run if it fails). */
+  stream(request: InferenceRequest, options: { signal?: AbortSignal; whole?: boolean }): AsyncIterable<InferenceEvent>
 }

@@ -569,7 +569,7 @@ class HttpGateway implements Gateway {
     signal: AbortSignal
   ): Promise<void> {
     const pieces: string[] = []
-    for await (const event of this.components.backend.stream(request, { signal })) {
+    for await (const event of this.components.backend.stream(request, { signal, whole: true })) {
       if (signal.aborted) throw signal.reason
       if (event.type === 'delta') {
         pieces.push(event.text)

@@ -14,7 +14,7 @@ import {
 import type { InferenceBackend } from './backend.js'
 import type { SupplierDirectory, SupplierEntry } from './directory.js'
 import { InvalidRequestError, NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
-import type { ProofReferee, VerdictEvent } from './referee.js'
+import type { ProofReferee, RescoreJob, VerdictEvent } from './referee.js'
 import { runTask, type TaskDone } from './task-client.js'
 
 /** Supplier refusals that are the request's fault: the client gets a 400, not a retry elsewhere. */
@@ -100,6 +100,8 @@ export interface RouterInit {
   proofSampleRate?: number
   /** Every task is re-scored until a supplier has this many verified ones (and again after a failure). */
   checkAllUntilVerified?: number
+  /** Time the referee has to re-score one answer. */
+  checkTimeoutMs?: number
 }
 
 export const ROUTER_DEFAULTS = Object.freeze({
@@ -110,7 +112,8 @@ export const ROUTER_DEFAULTS = Object.freeze({
   maxSessions: 10_000,
   defaultTtftMs: 50,
   proofSampleRate: 0.1,
-  checkAllUntilVerified: 20
+  checkAllUntilVerified: 20,
+  checkTimeoutMs: 60_000
 })
 
 export interface RouterComponents {
@@ -140,7 +143,7 @@ export class TaskRouter implements InferenceBackend {
   /** sessionId → supplier peer id, in insertion order for LRU eviction. */
   private readonly sessions = new Map<string, string>()
   /** Counters for metrics and the dashboard. */
-  readonly counters = { tasks: 0, failovers: 0, failures: 0, verified: 0, proofFailures: 0 }
+  readonly counters = { tasks: 0, failovers: 0, failures: 0, verified: 0, proofFailures: 0, rejectedAnswers: 0, emptyRetries: 0 }
   private readonly verdictListeners = new Set<(event: VerdictEvent) => void>()
   private readonly completedListeners = new Set<(task: CompletedTask) => void>()
   private readonly pendingChecks = new Set<Promise<void>>()
@@ -204,20 +207,22 @@ export class TaskRouter implements InferenceBackend {
     return this.random() < this.init.proofSampleRate
   }
 
+  private checkInput(request: InferenceRequest, done: TaskDone): RescoreJob {
+    return {
+      modelId: done.modelId,
+      input: request.input,
+      params: request.params,
+      outputTokenIds: done.proof.outputTokenIds,
+      records: done.proof.records
+    }
+  }
+
+  /** Re-scores a delivered answer in the background; its receipt waits for the verdict. */
   private startCheck(entry: SupplierEntry, request: InferenceRequest, done: TaskDone, task: CompletedTask): void {
     const referee = this.components.referee!
     const peer = entry.peerId.toString()
     const job = referee
-      .check(
-        {
-          modelId: done.modelId,
-          input: request.input,
-          params: request.params,
-          outputTokenIds: done.proof.outputTokenIds,
-          records: done.proof.records
-        },
-        { signal: AbortSignal.timeout(60_000) }
-      )
+      .check(this.checkInput(request, done), { signal: AbortSignal.timeout(this.init.checkTimeoutMs) })
       .then(
         result => {
           this.verdict(peer, done.proof.taskId, result.ok, result.reason)
@@ -230,6 +235,33 @@ export class TaskRouter implements InferenceBackend {
       )
       .finally(() => this.pendingChecks.delete(job))
     this.pendingChecks.add(job)
+  }
+
+  /**
+   * Re-scores a held answer before it is delivered: true verified, false failed,
+   * undefined when the referee could not run (the answer is then delivered unchecked).
+   */
+  private async checkHeld(
+    entry: SupplierEntry,
+    request: InferenceRequest,
+    done: TaskDone,
+    task: CompletedTask,
+    clientSignal: AbortSignal
+  ): Promise<boolean | undefined> {
+    const peer = entry.peerId.toString()
+    try {
+      const result = await this.components.referee!.check(this.checkInput(request, done), {
+        signal: AbortSignal.any([clientSignal, AbortSignal.timeout(this.init.checkTimeoutMs)])
+      })
+      this.verdict(peer, done.proof.taskId, result.ok, result.reason)
+      this.completed({ ...task, verdict: result.ok ? 'verified' : 'failed' })
+      return result.ok
+    } catch (err) {
+      this.completed(task)
+      if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
+      this.log.warn('re-scoring could not run', { peer, err })
+      return undefined
+    }
   }
 
   listModels(): ModelInfo[] {
@@ -291,11 +323,26 @@ export class TaskRouter implements InferenceBackend {
     if (this.sessions.size > this.init.maxSessions) this.sessions.delete(this.sessions.keys().next().value!)
   }
 
-  async *stream(request: InferenceRequest, options: { signal?: AbortSignal } = {}): AsyncGenerator<InferenceEvent, void, undefined> {
+  /**
+   * Runs `request` on a supplier, failing over to others (bounded by maxAttempts)
+   * while nothing has reached the caller. With `whole` (the caller delivers the
+   * answer only once it is complete, e.g. a non-streaming request) the output is
+   * held back until the always-on quality checks, and the re-scoring when the
+   * task is sampled, have passed; an answer that fails them is not delivered but
+   * re-run on another supplier. An empty answer (EOS first) is re-run once
+   * elsewhere in either mode (nothing was sent yet); a second empty answer is
+   * taken as the model's.
+   */
+  async *stream(
+    request: InferenceRequest,
+    options: { signal?: AbortSignal; whole?: boolean } = {}
+  ): AsyncGenerator<InferenceEvent, void, undefined> {
     const clientSignal = options.signal ?? new AbortController().signal
+    const whole = options.whole === true
     const model = await this.resolveModel(request.model, clientSignal)
     const tried = new Set<string>()
     let lastError: unknown
+    let emptyAnswers = 0
     this.counters.tasks++
     for (let attempt = 0; attempt < this.init.maxAttempts; attempt++) {
       if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
@@ -315,6 +362,11 @@ export class TaskRouter implements InferenceBackend {
       let text = ''
       let firstAt: number | undefined
       let tokens = 0
+      /** Whether anything of this attempt reached the caller (then it cannot be restarted). */
+      let yielded = false
+      /** Set when this attempt's answer is refused: the next attempt runs instead. */
+      let rejection: string | undefined
+      const held: InferenceEvent[] = []
       supplier.outstanding++
       try {
         for await (const event of runTask(this.components.node, supplier, model.id, request, {
@@ -328,41 +380,66 @@ export class TaskRouter implements InferenceBackend {
           if (event.type === 'delta') {
             tokens += event.tokenIds.length
             if (wantsJson) text += event.text
-          } else {
-            const done = event as TaskDone
-            done.taskId = Buffer.from(done.proof.taskId).toString('hex')
-            const task: CompletedTask = {
-              taskId: done.proof.taskId,
-              gameId: request.gameId,
-              supplier: peer,
-              modelId: done.modelId,
-              usage: done.usage,
-              pricePer1kTokens: supplier.advert.models.find(m => m.id === done.modelId)?.pricePer1kTokens ?? model.pricePer1kTokens,
-              promptHash: promptHash(request),
-              outputHash: outputHash(done.proof.outputTokenIds),
-              verdict: 'unchecked',
-              completedAtMs: Date.now(),
-              ttftMs: firstAt - started
+            if (whole) held.push(event)
+            else {
+              yielded = true
+              yield event
             }
-            const problem = qualityProblem(request, event, text)
-            if (problem !== undefined) {
-              // Not billed and counted towards a ban; the answer has already been streamed.
-              this.verdict(peer, done.proof.taskId, false, problem)
-              event.verdict = 'failed'
-              this.completed({ ...task, verdict: 'failed' })
-            } else if (this.shouldCheck(supplier, model.id)) this.startCheck(supplier, request, done, task)
-            else this.completed(task)
-            const decodeMs = performance.now() - firstAt
-            this.components.directory.recordResult(peer, {
-              ok: true,
-              ttftMs: firstAt - started,
-              ...(tokens > 1 && decodeMs > 0 ? { tokensPerSecond: ((tokens - 1) * 1000) / decodeMs } : {})
-            })
-            this.remember(request.sessionId, peer)
+            continue
           }
+          const done = event as TaskDone
+          done.taskId = Buffer.from(done.proof.taskId).toString('hex')
+          const task: CompletedTask = {
+            taskId: done.proof.taskId,
+            gameId: request.gameId,
+            supplier: peer,
+            modelId: done.modelId,
+            usage: done.usage,
+            pricePer1kTokens: supplier.advert.models.find(m => m.id === done.modelId)?.pricePer1kTokens ?? model.pricePer1kTokens,
+            promptHash: promptHash(request),
+            outputHash: outputHash(done.proof.outputTokenIds),
+            verdict: 'unchecked',
+            completedAtMs: Date.now(),
+            ttftMs: firstAt - started
+          }
+          const decodeMs = performance.now() - firstAt
+          this.components.directory.recordResult(peer, {
+            ok: true,
+            ttftMs: firstAt - started,
+            ...(tokens > 1 && decodeMs > 0 ? { tokensPerSecond: ((tokens - 1) * 1000) / decodeMs } : {})
+          })
+          const problem = qualityProblem(request, event, text)
+          const empty = done.usage.completionTokens === 0 && done.finishReason === 'stop'
+          if (problem !== undefined) {
+            // Not billed and counted towards a ban. Held back: re-run elsewhere; streamed: already delivered.
+            this.verdict(peer, done.proof.taskId, false, problem)
+            event.verdict = 'failed'
+            this.completed({ ...task, verdict: 'failed' })
+            if (whole) rejection = `the answer failed a quality check (${problem})`
+          } else if (empty && !yielded && emptyAnswers === 0 && attempt + 1 < this.init.maxAttempts) {
+            // Possibly honest (EOS first), so no ban; not billed, and another supplier answers instead.
+            emptyAnswers++
+            this.counters.emptyRetries++
+            this.completed({ ...task, verdict: 'failed' })
+            rejection = 'empty answer'
+          } else if (this.shouldCheck(supplier, model.id)) {
+            if (!whole) this.startCheck(supplier, request, done, task)
+            else {
+              const ok = await this.checkHeld(supplier, request, done, task, clientSignal)
+              if (ok === false) rejection = 'the answer failed re-scoring'
+              else if (ok === true) event.verdict = 'verified'
+            }
+          } else this.completed(task)
+          if (rejection !== undefined) break
+          this.remember(request.sessionId, peer)
+          yielded = true
+          for (const e of held) yield e
           yield event
         }
-        return
+        if (rejection === undefined) return
+        this.counters.rejectedAnswers++
+        lastError = new TaskFailedError(rejection, { retryable: true })
+        this.log.info('answer rejected, trying another supplier', { peer, attempt, reason: rejection })
       } catch (err) {
         lastError = err
         this.components.directory.recordResult(peer, { ok: false })
@@ -374,7 +451,7 @@ export class TaskRouter implements InferenceBackend {
         const clientError = err instanceof TaskFailedError ? clientErrorFor(err) : undefined
         if (clientError !== undefined) throw clientError
         if (err instanceof TaskFailedError && !err.retryable) throw err
-        if (firstAt !== undefined) {
+        if (yielded) {
           // Text already reached the client: restarting would duplicate it.
           this.counters.failures++
           throw new TaskFailedError('the supplier failed mid-answer; retry the request', { retryable: true, cause: err })
