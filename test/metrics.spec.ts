@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadOrCreateIdentity } from '@gcn/core'
+import { loadOrCreateIdentity, TASK_PROTOCOL } from '@gcn/core'
 import { expect } from 'chai'
 import { type Network, startNetwork } from './helpers/network.js'
 import { killAll, waitFor } from './helpers/procs.js'
@@ -83,27 +83,51 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
     .reduce((n, s) => n + s.value, 0)
 }
 
-/** A unit, or what is counted, at the end of every name; `_total` on every counter. */
+/** A unit, or what is counted, at the end of every gcn name; `_total` on every counter. */
 const UNIT_SUFFIX =
   /_(seconds|bytes|ratio|info|per_second|peers|connections|streams|topics|resources|tasks|slots|envelopes|rows|height|suppliers|models|requests)$/
 
+/**
+ * gcn's own names are checked for their unit; libp2p's (`libp2p_`) and
+ * prom-client's default process metrics (`process_`, `nodejs_`) are named
+ * by those libraries. Every family has HELP, every counter ends in `_total`.
+ */
 function checkNames(role: string, families: Map<string, Family>, expected: string[]): void {
   for (const [name, family] of families) {
-    expect(name, `${role}: prefix`).to.match(/^gcn_/)
+    expect(name, `${role}: prefix`).to.match(/^(gcn|libp2p|process|nodejs)_/)
     expect(family.help, `${role}: ${name} has HELP`).to.not.equal('')
     if (family.type === 'counter') expect(name, `${role}: counter name`).to.match(/_total$/)
-    else expect(name, `${role}: ${family.type} name ends in a unit`).to.match(UNIT_SUFFIX)
+    else if (name.startsWith('gcn_')) expect(name, `${role}: ${family.type} name ends in a unit`).to.match(UNIT_SUFFIX)
   }
   for (const name of [...COMMON, ...expected]) expect(families.has(name), `${role} exposes ${name}`).to.equal(true)
+  // libp2p's own metrics are this role's node's: it listens, has connected and has moved bytes.
+  const connections = 'libp2p_connection_manager_connections'
+  expect(
+    value(families, connections, { [connections]: 'inbound' }) + value(families, connections, { [connections]: 'outbound' }),
+    `${role}: libp2p connections`
+  ).to.be.at.least(1)
+  expect(value(families, 'libp2p_data_transfer_bytes_total', { protocol: 'global sent' }), `${role}: bytes sent`).to.be.greaterThan(0)
+  expect(value(families, 'process_resident_memory_bytes'), `${role}: RSS`).to.be.greaterThan(1e6)
+  expect(value(families, 'process_cpu_seconds_total'), `${role}: CPU`).to.be.greaterThan(0)
 }
 
 const COMMON = [
-  'gcn_process_resident_memory_bytes',
-  'gcn_process_heap_used_bytes',
-  'gcn_process_cpu_seconds_total',
-  'gcn_nodejs_eventloop_lag_p99_seconds',
+  // prom-client's default process and Node.js metrics
+  'process_resident_memory_bytes',
+  'process_cpu_seconds_total',
+  'process_start_time_seconds',
+  'nodejs_heap_size_used_bytes',
+  'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_active_resources_total',
+  // libp2p's own metrics
+  'libp2p_connection_manager_connections',
+  'libp2p_protocol_streams_total',
+  'libp2p_data_transfer_bytes_total',
+  'libp2p_tcp_inbound_connections_total',
+  'libp2p_dial_queue',
+  'libp2p_kad_dht_routing_table_size',
+  // gcn's
   'gcn_node_info',
-  'gcn_libp2p_connections',
   'gcn_libp2p_connected_peers',
   'gcn_libp2p_peer_store_peers',
   'gcn_libp2p_pubsub_topics',
@@ -166,7 +190,6 @@ describe('metrics: GET /metrics on every role (real processes)', function () {
     checkNames('bootstrap', bootstrap, [])
     expect(value(bootstrap, 'gcn_node_info', { role: 'bootstrap', peer_id: net.bootstrap.peerId })).to.equal(1)
     expect(value(bootstrap, 'gcn_libp2p_pubsub_topics'), 'the bootstrap relays the capacity topic').to.be.at.least(1)
-    expect(value(bootstrap, 'gcn_process_resident_memory_bytes')).to.be.greaterThan(1e6)
     expect((await fetch(`${urls.bootstrap}/health`)).status).to.equal(200)
 
     const supplier = await scrape(urls.supplier)
@@ -203,7 +226,13 @@ describe('metrics: GET /metrics on every role (real processes)', function () {
       'gcn_outbox_pending_envelopes'
     ])
     expect(value(distributor, 'gcn_distributor_suppliers')).to.equal(1)
-    expect(value(distributor, 'gcn_libp2p_connections')).to.be.at.least(1)
+    expect(value(distributor, 'gcn_libp2p_connected_peers')).to.be.at.least(1)
+    // Open streams by direction and protocol: the distributor holds gossipsub streams to its peers.
+    const streams = distributor.get('libp2p_protocol_streams_total')!.samples
+    expect(
+      streams.some(s => /^(inbound|outbound) \/meshsub\//.test(s.labels.protocol ?? '') && s.value > 0),
+      JSON.stringify(streams)
+    ).to.equal(true)
     expect((await fetch(`${urls.distributor}/health`)).status).to.equal(200)
 
     const reg = await scrape(urls.registry)
@@ -267,6 +296,12 @@ describe('metrics: GET /metrics on every role (real processes)', function () {
       value(distributor, 'gcn_distributor_request_duration_seconds_count', okDuration)
     )
     expect(value(distributor, 'gcn_distributor_completion_tokens_total')).to.be.at.least(completionTokens)
+    // libp2p counted the task's bytes per protocol, both ways, on both ends.
+    const taskBytes = (f: Map<string, Family>, way: string): number =>
+      value(f, 'libp2p_data_transfer_bytes_total', { protocol: `${TASK_PROTOCOL} ${way}` })
+    expect(taskBytes(distributor, 'sent')).to.be.greaterThan(taskBytes(before.distributor, 'sent'))
+    expect(taskBytes(distributor, 'received')).to.be.greaterThan(taskBytes(before.distributor, 'received'))
+    expect(taskBytes(supplier, 'received')).to.be.greaterThan(taskBytes(before.supplier, 'received'))
 
     // The receipt goes out with its block's batch and is stored by the registry.
     await waitFor(

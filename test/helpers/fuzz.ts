@@ -304,12 +304,14 @@ export function rssMiB(pid: number): number {
   return Number(m[1]) / 1024
 }
 
-/** `gcn_libp2p_streams` of a role's GET /metrics: open streams by protocol. */
+/** libp2p's `libp2p_protocol_streams_total` of a role's GET /metrics: open streams by protocol (both directions). */
 export async function streamCounts(metricsUrl: string): Promise<Map<string, number>> {
   const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })
   if (!res.ok) throw new Error(`GET ${metricsUrl}: HTTP ${res.status}`)
   const out = new Map<string, number>()
-  for (const m of (await res.text()).matchAll(/^gcn_libp2p_streams\{protocol="([^"]*)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]))
+  for (const m of (await res.text()).matchAll(/^libp2p_protocol_streams_total\{protocol="(?:inbound|outbound) ([^"]*)"\} (\d+)$/gm)) {
+    out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]))
+  }
   return out
 }
 

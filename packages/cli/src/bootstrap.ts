@@ -7,6 +7,7 @@ import {
   type LogLevel,
   loadConfig,
   loadOrCreateIdentity,
+  MetricsRegistry,
   type NetworkProfile
 } from '@gcn/core'
 import { commonOptions, statusOptions } from './common-options.js'
@@ -54,7 +55,9 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     bootstrap: values.bootstrap ?? [],
     targetPeers: values.targetPeers,
     ...wireCaptureFromEnv(),
-    logger: log
+    logger: log,
+    // libp2p registers its own metrics in the role's registry.
+    metrics: new MetricsRegistry()
   })
   const metrics = createRoleMetrics(node, log)
   await node.start()

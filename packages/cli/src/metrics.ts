@@ -7,19 +7,23 @@ import {
   type Logger,
   MetricsRegistry,
   type RegistryOutbox,
-  registerProcessMetrics
+  registerDefaultMetrics
 } from '@gcn/core'
 import type { GatewayStats, InferenceBackend, ReceiptIssuer, SupplierDirectory, TaskRouter } from '@gcn/distributor'
 import type { Ledger, Registry, Settler } from '@gcn/registry'
 import type { ConfirmationReporter, GenerationChunk, GenerationEngine, Supplier } from '@gcn/supplier'
 
 /**
- * Prometheus metrics of each long-running role, served as GET /metrics.
- * Every name starts with `gcn_` and ends in its unit (`_seconds`, `_bytes`,
- * `_total` for counters, or what is counted: `_peers`, `_tasks`, ...). Most
- * values are read at scrape time from the counters and live state the
- * services already keep; the rest (latency histograms, token counts) come
- * from thin wrappers around the engine (supplier) and backend (distributor).
+ * Prometheus metrics of each long-running role, served as GET /metrics from
+ * one prom-client registry per role: gcn's own metrics, libp2p's own
+ * (`libp2p_*`, registered by the node: see GcnNodeInit.metrics) and
+ * prom-client's default process and Node.js metrics (`process_*`,
+ * `nodejs_*`). Every gcn name starts with `gcn_` and ends in its unit
+ * (`_seconds`, `_bytes`, `_total` for counters, or what is counted:
+ * `_peers`, `_tasks`, ...). Most values are read at scrape time from the
+ * counters and live state the services already keep; the rest (latency
+ * histograms, token counts) come from thin wrappers around the engine
+ * (supplier) and backend (distributor).
  */
 
 /** Time buckets for inference latency: 10 ms to 2 min. */
@@ -69,11 +73,15 @@ export function tapStream<T>(source: AsyncIterable<T>, on: { item(value: T): voi
   }
 }
 
-/** Process, Node.js and libp2p metrics every role exposes. */
+/**
+ * Process, Node.js and libp2p metrics every role exposes, in the registry the
+ * node was built with (GcnNodeInit.metrics: libp2p's own metrics are already
+ * there), or a new one for a node built without.
+ */
 export function createRoleMetrics(node: GcnNode, log: Logger): MetricsRegistry {
-  const registry = new MetricsRegistry()
+  const registry = node.metrics ?? new MetricsRegistry()
   registry.onCollectError = (metric, err) => log.debug('metric collection failed', { metric, err })
-  registerProcessMetrics(registry)
+  registerDefaultMetrics(registry)
   registry.gauge({
     name: 'gcn_node_info',
     help: 'Always 1; labels: the role and peer id of this process.',
@@ -84,38 +92,19 @@ export function createRoleMetrics(node: GcnNode, log: Logger): MetricsRegistry {
   return registry
 }
 
-/** Connections, streams, peer store and pubsub, read from the node's public API. */
+/**
+ * What libp2p's own metrics leave out, read from the node's public API:
+ * distinct connected peers, the peer store and gossipsub (which reports no
+ * metrics through libp2p's). Connections by direction and open streams by
+ * protocol are libp2p's `libp2p_connection_manager_connections` and
+ * `libp2p_protocol_streams_total`.
+ */
 export function registerLibp2pMetrics(registry: MetricsRegistry, node: GcnNode): void {
   const libp2p = node.libp2p
-  registry.gauge({
-    name: 'gcn_libp2p_connections',
-    help: 'Open libp2p connections by direction.',
-    labelNames: ['direction'],
-    collect: () => {
-      const counts = { inbound: 0, outbound: 0 }
-      for (const c of libp2p.getConnections()) counts[c.direction === 'inbound' ? 'inbound' : 'outbound']++
-      return Object.entries(counts).map(([direction, value]) => ({ labels: { direction }, value }))
-    }
-  })
   registry.gauge({
     name: 'gcn_libp2p_connected_peers',
     help: 'Distinct peers with at least one open connection.',
     collect: () => new Set(libp2p.getConnections().map(c => c.remotePeer.toString())).size
-  })
-  registry.gauge({
-    name: 'gcn_libp2p_streams',
-    help: 'Open streams over all connections by protocol.',
-    labelNames: ['protocol'],
-    collect: () => {
-      const counts = new Map<string, number>()
-      for (const c of libp2p.getConnections()) {
-        for (const s of c.streams) {
-          const protocol = s.protocol === undefined || s.protocol === '' ? 'none' : s.protocol
-          counts.set(protocol, (counts.get(protocol) ?? 0) + 1)
-        }
-      }
-      return [...counts].map(([protocol, value]) => ({ labels: { protocol }, value }))
-    }
   })
   registry.gauge({
     name: 'gcn_libp2p_peer_store_peers',

@@ -9,6 +9,7 @@ import {
   type Logger,
   type LogLevel,
   loadOrCreateIdentity,
+  MetricsRegistry,
   type NetworkProfile,
   type NodeRole
 } from '@gcn/core'
@@ -53,7 +54,9 @@ export async function startRoleNode(
     bootstrap: values.bootstrap ?? [],
     ...extra,
     ...wireCaptureFromEnv(),
-    logger: log
+    logger: log,
+    // libp2p registers its own metrics in the role's registry (createRoleMetrics adds the rest).
+    metrics: new MetricsRegistry()
   })
   return { log, identity, node }
 }

@@ -1,8 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-
-/** Content type of the Prometheus text exposition format. */
-const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+import { PROMETHEUS_CONTENT_TYPE } from '@gcn/core'
 
 export interface StatusHandlers {
   healthy: () => boolean
@@ -39,7 +37,7 @@ export async function startStatusServer(
         .then(metrics)
         .then(
           text => {
-            res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' })
+            res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' })
             res.end(text)
           },
           () => send(500, { error: 'metrics collection failed' })

@@ -135,6 +135,13 @@ export async function runSupplier(argv: string[]): Promise<number> {
     modelPath = decrypted.path
     expectedSha256 = header.modelId
   }
+  // Drawn during the first load only: a later restart of the runtime must not draw on the terminal.
+  const loadBar = progressBar('loading model')
+  let loading = true
+  const loaded = (): void => {
+    loading = false
+    loadBar.done()
+  }
   const runtime = createModelRuntime(
     {
       modelPath,
@@ -144,18 +151,23 @@ export async function runSupplier(argv: string[]): Promise<number> {
       slots: values.slots,
       maxQueue: values.maxQueue,
       threads: values.threads,
-      gpu: values.gpu === 'false' ? false : (values.gpu as 'auto' | 'cuda')
+      gpu: values.gpu === 'false' ? false : (values.gpu as 'auto' | 'cuda'),
+      onLoadProgress: fraction => {
+        if (loading) loadBar.update(Math.round(fraction * 1000), 1000)
+      }
     },
     { logger: log }
   )
   try {
     await runtime.start()
   } catch (err) {
+    loaded()
     // Leave nothing running (the node may be started for an encrypted model): the process must exit with the error.
     decrypted?.close()
     await node.stop()
     throw err
   }
+  loaded()
   const outbox = registryOutbox(values.registry, node, log)
   const confirmations =
     outbox === undefined
@@ -166,7 +178,12 @@ export async function runSupplier(argv: string[]): Promise<number> {
         )
   const metrics = createRoleMetrics(node, log)
   const supplier = new Supplier(
-    { pricePer1kTokens: BigInt(values.price), rewardAddress: values.rewardAddress, testStallBeforeGenerateMs: values.testStallMs, testAdvertisedSlots: values.testAdvertiseSlots },
+    {
+      pricePer1kTokens: BigInt(values.price),
+      rewardAddress: values.rewardAddress,
+      testStallBeforeGenerateMs: values.testStallMs,
+      testAdvertisedSlots: values.testAdvertiseSlots
+    },
     {
       node,
       privateKey: identity.privateKey,

@@ -1,12 +1,26 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import {
+  collectDefaultMetrics,
+  type Counter as PromCounter,
+  Counter as PromCounterClass,
+  type Gauge as PromGauge,
+  Gauge as PromGaugeClass,
+  type Histogram as PromHistogram,
+  Histogram as PromHistogramClass,
+  Registry
+} from 'prom-client'
 
 /**
- * A small, dependency-free registry of Prometheus metrics rendered in the
- * text exposition format, version 0.0.4
- * (https://prometheus.io/docs/instrumenting/exposition_formats/): counters,
- * gauges and histograms with fixed buckets, labels, `# HELP` and `# TYPE`
- * lines. A metric may read its value(s) at scrape time through `collect`,
- * so live state (slots, queue depth, connections) needs no bookkeeping.
+ * The metrics of one process or role, on prom-client
+ * (https://github.com/siimon/prom-client): counters, gauges and histograms
+ * with labels, rendered in the Prometheus text exposition format 0.0.4.
+ * Each MetricsRegistry owns its own prom-client `Registry` (never the
+ * global one), so several nodes in one process (tests) keep apart series;
+ * libp2p's own metrics (libp2pMetrics) and prom-client's default process
+ * metrics (registerDefaultMetrics) are registered into the same `Registry`.
+ *
+ * A metric may read its value(s) at scrape time through `collect` (mapped
+ * onto prom-client's `collect()` hook), so live state (slots, queue depth,
+ * connections) needs no bookkeeping.
  *
  * Names follow the Prometheus conventions: a unit suffix (`_seconds`,
  * `_bytes`, `_ratio`, ...) and `_total` on every counter (enforced).
@@ -47,24 +61,7 @@ export const DEFAULT_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.005, 
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
-
-/** `# HELP` text: backslash and line feed escaped. */
-export function escapeHelp(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
-}
-
-/** A label value: backslash, double quote and line feed escaped. */
-export function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
-}
-
-/** A sample value as Prometheus (Go's ParseFloat) reads it: `+Inf`, `-Inf`, `NaN` or a decimal/exponent float. */
-export function formatValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN'
-  if (value === Number.POSITIVE_INFINITY) return '+Inf'
-  if (value === Number.NEGATIVE_INFINITY) return '-Inf'
-  return String(value)
-}
+const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const
 
 function checkLabelNames(metric: string, names: readonly string[], reserved: readonly string[] = []): void {
   const seen = new Set<string>()
@@ -76,68 +73,63 @@ function checkLabelNames(metric: string, names: readonly string[], reserved: rea
   }
 }
 
-type MetricType = 'counter' | 'gauge' | 'histogram'
+type PromMetric = PromCounter<string> | PromGauge<string> | PromHistogram<string>
+type Labels = Record<string, string>
 
-/** Shared by every metric: name, help, label handling and the series map. */
-abstract class Metric<V> {
-  abstract readonly type: MetricType
+/** Shared by every metric: name, help, label checks and the prom-client metric behind it. */
+abstract class Metric<P extends PromMetric> {
+  abstract readonly type: 'counter' | 'gauge' | 'histogram'
   readonly name: string
   readonly help: string
   readonly labelNames: readonly string[]
-  /** Series by label key (label values in labelNames order, JSON-encoded). */
-  protected readonly series = new Map<string, { labels: LabelValues; value: V }>()
+  /** The prom-client metric; registered by MetricsRegistry. */
+  abstract readonly prom: P
 
   constructor(name: string, help: string, labelNames: readonly string[]) {
     if (!METRIC_NAME.test(name)) throw new TypeError(`invalid metric name ${JSON.stringify(name)}`)
+    if (typeof help !== 'string' || help === '') throw new TypeError(`metric ${name}: help text is required`)
     this.name = name
     this.help = help
-    this.labelNames = [...labelNames]
+    this.labelNames = Object.freeze([...labelNames])
   }
 
-  /** Checks `labels` against labelNames; returns the series key and the normalised (string) labels. */
-  protected key(labels: LabelValues | undefined): [string, LabelValues] {
-    const normal: LabelValues = {}
-    if (labels !== undefined) {
-      for (const [k, v] of Object.entries(labels)) {
-        if (!this.labelNames.includes(k)) throw new TypeError(`metric ${this.name}: unknown label ${JSON.stringify(k)}`)
-        normal[k] = String(v)
-      }
+  /**
+   * Checks `labels` against labelNames; returns them as strings in labelNames
+   * order, which is the order they are rendered in.
+   */
+  protected labels(labels: LabelValues | undefined): Labels {
+    const out: Labels = {}
+    if (labels === undefined) return out
+    for (const k of Object.keys(labels)) {
+      if (!this.labelNames.includes(k)) throw new TypeError(`metric ${this.name}: unknown label ${JSON.stringify(k)}`)
     }
-    return [JSON.stringify(this.labelNames.map(n => normal[n] ?? null)), normal]
+    for (const n of this.labelNames) {
+      const v = labels[n]
+      if (v !== undefined) out[n] = String(v)
+    }
+    return out
   }
 
-  protected entry(labels: LabelValues | undefined, init: () => V): { labels: LabelValues; value: V } {
-    const [key, normal] = this.key(labels)
-    let e = this.series.get(key)
-    if (e === undefined) {
-      e = { labels: normal, value: init() }
-      this.series.set(key, e)
-    }
-    return e
+  /** The rendered values of the series whose labels are exactly `labels` (runs `collect`). */
+  protected async values(labels: LabelValues | undefined): Promise<Array<{ metricName?: string; value: number }>> {
+    const want = this.labels(labels)
+    const keys = Object.keys(want)
+    const got = await this.prom.get()
+    return got.values.filter(v => {
+      const l = v.labels as Record<string, string | number | undefined>
+      const own = Object.keys(l).filter(k => k !== 'le')
+      return own.length === keys.length && keys.every(k => String(l[k]) === want[k])
+    })
   }
 
   /** Forgets every series (labelled values); a collect callback refills them. */
   reset(): void {
-    this.series.clear()
+    this.prom.reset()
   }
-
-  /** Sample lines (no HELP/TYPE). */
-  abstract lines(): string[]
-}
-
-/** `name{a="x",b="y"}`; labels in labelNames order, then `extra` (e.g. `le`). */
-function seriesName(name: string, order: readonly string[], labels: LabelValues, extra?: [string, string]): string {
-  const parts: string[] = []
-  for (const n of order) {
-    const v = labels[n]
-    if (v !== undefined) parts.push(`${n}="${escapeLabelValue(String(v))}"`)
-  }
-  if (extra !== undefined) parts.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`)
-  return parts.length === 0 ? name : `${name}{${parts.join(',')}}`
 }
 
 /** A value that is set, incremented or read live (collect). */
-abstract class ScalarMetric extends Metric<number> {
+abstract class ScalarMetric<P extends PromCounter<string> | PromGauge<string>> extends Metric<P> {
   readonly collect: MetricConfig['collect']
 
   constructor(config: MetricConfig) {
@@ -146,81 +138,112 @@ abstract class ScalarMetric extends Metric<number> {
     this.collect = config.collect
   }
 
-  /** Current value of one series (0 if never touched). */
-  get(labels?: LabelValues): number {
-    const [key] = this.key(labels)
-    return this.series.get(key)?.value ?? 0
+  /** prom-client's `collect()` hook: runs `collect` and applies its result. */
+  protected hook(): (() => Promise<void>) | undefined {
+    const collect = this.collect
+    return collect === undefined ? undefined : async () => this.apply(await collect())
   }
 
-  /** Replaces every series with what `collect` returned. */
+  /** Current value of one series (0 if never touched); runs `collect`. */
+  async get(labels?: LabelValues): Promise<number> {
+    return (await this.values(labels))[0]?.value ?? 0
+  }
+
+  /** Replaces every series with what `collect` returned (all checked first: a bad sample changes nothing). */
   apply(collected: Collected): void {
-    this.series.clear()
-    if (typeof collected === 'number') this.write(undefined, collected)
-    else for (const s of collected) this.write(s.labels, s.value)
+    const samples = typeof collected === 'number' ? [{ value: collected }] : collected
+    const checked = samples.map(s => {
+      this.check(s.value)
+      return { labels: this.labels(s.labels), value: s.value }
+    })
+    this.prom.reset()
+    for (const s of checked) this.write(s.labels, s.value)
   }
 
-  protected write(labels: LabelValues | undefined, value: number): void {
+  protected check(value: number): void {
     if (typeof value !== 'number') throw new TypeError(`metric ${this.name}: value must be a number, got ${typeof value}`)
-    this.entry(labels, () => 0).value = value
   }
 
-  lines(): string[] {
-    return [...this.series.values()].map(e => `${seriesName(this.name, this.labelNames, e.labels)} ${formatValue(e.value)}`)
-  }
+  protected abstract write(labels: Labels, value: number): void
 }
 
 /** A monotonically increasing count; its name must end in `_total`. */
-export class Counter extends ScalarMetric {
+export class Counter extends ScalarMetric<PromCounter<string>> {
   readonly type = 'counter'
+  readonly prom: PromCounter<string>
 
   constructor(config: MetricConfig) {
     super(config)
     if (!config.name.endsWith('_total')) throw new TypeError(`counter ${config.name} must end in _total`)
+    const collect = this.hook()
+    this.prom = new PromCounterClass({
+      name: this.name,
+      help: this.help,
+      labelNames: this.labelNames,
+      registers: [],
+      ...(collect === undefined ? {} : { collect })
+    })
   }
 
   inc(labels?: LabelValues | number, value?: number): void {
     const [l, v] = typeof labels === 'number' ? [undefined, labels] : [labels, value ?? 1]
     if (!(v >= 0)) throw new RangeError(`counter ${this.name} can only increase (got ${v})`)
-    this.entry(l, () => 0).value += v
+    this.prom.inc(this.labels(l), v)
   }
 
-  protected override write(labels: LabelValues | undefined, value: number): void {
-    if (value < 0) throw new RangeError(`counter ${this.name} cannot be negative (got ${value})`)
-    super.write(labels, value)
+  protected override check(value: number): void {
+    super.check(value)
+    if (!(value >= 0)) throw new RangeError(`counter ${this.name} cannot be negative (got ${value})`)
+  }
+
+  protected write(labels: Labels, value: number): void {
+    this.prom.inc(labels, value)
   }
 }
 
 /** A value that goes up and down. */
-export class Gauge extends ScalarMetric {
+export class Gauge extends ScalarMetric<PromGauge<string>> {
   readonly type = 'gauge'
+  readonly prom: PromGauge<string>
+
+  constructor(config: MetricConfig) {
+    super(config)
+    const collect = this.hook()
+    this.prom = new PromGaugeClass({
+      name: this.name,
+      help: this.help,
+      labelNames: this.labelNames,
+      registers: [],
+      ...(collect === undefined ? {} : { collect })
+    })
+  }
 
   set(labels: LabelValues | number, value?: number): void {
-    if (typeof labels === 'number') this.write(undefined, labels)
-    else this.write(labels, value ?? 0)
+    const [l, v] = typeof labels === 'number' ? [undefined, labels] : [labels, value ?? 0]
+    this.check(v)
+    this.prom.set(this.labels(l), v)
   }
 
   inc(labels?: LabelValues | number, value?: number): void {
     const [l, v] = typeof labels === 'number' ? [undefined, labels] : [labels, value ?? 1]
-    this.entry(l, () => 0).value += v
+    this.prom.inc(this.labels(l), v)
   }
 
   dec(labels?: LabelValues | number, value?: number): void {
     const [l, v] = typeof labels === 'number' ? [undefined, labels] : [labels, value ?? 1]
-    this.entry(l, () => 0).value -= v
+    this.prom.dec(this.labels(l), v)
+  }
+
+  protected write(labels: Labels, value: number): void {
+    this.prom.set(labels, value)
   }
 }
 
-interface HistogramValue {
-  /** Per-bucket (non-cumulative) counts; the last one is +Inf. */
-  counts: number[]
-  sum: number
-  count: number
-}
-
 /** Observations counted into fixed buckets, exposed cumulatively with `_bucket{le}`, `_sum` and `_count`. */
-export class Histogram extends Metric<HistogramValue> {
+export class Histogram extends Metric<PromHistogram<string>> {
   readonly type = 'histogram'
   readonly buckets: readonly number[]
+  readonly prom: PromHistogram<string>
 
   constructor(config: HistogramConfig) {
     super(config.name, config.help, config.labelNames ?? [])
@@ -232,17 +255,19 @@ export class Histogram extends Metric<HistogramValue> {
       }
     }
     this.buckets = Object.freeze(buckets)
+    this.prom = new PromHistogramClass({
+      name: this.name,
+      help: this.help,
+      labelNames: this.labelNames,
+      buckets: [...this.buckets],
+      registers: []
+    })
   }
 
   observe(labels: LabelValues | number, value?: number): void {
     const [l, v] = typeof labels === 'number' ? [undefined, labels] : [labels, value]
     if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`histogram ${this.name}: observation must be a number`)
-    const e = this.entry(l, () => ({ counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }))
-    let i = this.buckets.findIndex(b => v <= b)
-    if (i === -1) i = this.buckets.length
-    e.value.counts[i]!++
-    e.value.sum += v
-    e.value.count++
+    this.prom.observe(this.labels(l), v)
   }
 
   /** Starts a timer; calling the result observes the seconds elapsed (with labels given then or now). */
@@ -256,36 +281,30 @@ export class Histogram extends Metric<HistogramValue> {
   }
 
   /** Observation count and sum of one series. */
-  get(labels?: LabelValues): { count: number; sum: number } {
-    const [key] = this.key(labels)
-    const e = this.series.get(key)
-    return { count: e?.value.count ?? 0, sum: e?.value.sum ?? 0 }
-  }
-
-  lines(): string[] {
-    const out: string[] = []
-    for (const e of this.series.values()) {
-      let cumulative = 0
-      for (let i = 0; i <= this.buckets.length; i++) {
-        cumulative += e.value.counts[i]!
-        const le = i < this.buckets.length ? formatValue(this.buckets[i]!) : '+Inf'
-        out.push(`${seriesName(`${this.name}_bucket`, this.labelNames, e.labels, ['le', le])} ${cumulative}`)
-      }
-      out.push(`${seriesName(`${this.name}_sum`, this.labelNames, e.labels)} ${formatValue(e.value.sum)}`)
-      out.push(`${seriesName(`${this.name}_count`, this.labelNames, e.labels)} ${e.value.count}`)
-    }
-    return out
+  async get(labels?: LabelValues): Promise<{ count: number; sum: number }> {
+    const values = await this.values(labels)
+    const pick = (suffix: string): number => values.find(v => v.metricName === `${this.name}${suffix}`)?.value ?? 0
+    return { count: pick('_count'), sum: pick('_sum') }
   }
 }
 
 type AnyMetric = Counter | Gauge | Histogram
 
+export interface MetricsRegistryOptions {
+  /** The prom-client registry to fill; default: a new one (never prom-client's global `register`). */
+  registry?: Registry
+}
+
 /**
- * The metrics of one process. `metrics()` runs every collect callback, then
- * renders every metric: `# HELP`, `# TYPE`, then its samples, in registration order.
+ * The metrics of one process or role. `metrics()` runs the beforeScrape
+ * hooks, then renders every metric of the prom-client registry (this
+ * registry's own, libp2p's, the default process metrics): `# HELP`,
+ * `# TYPE`, then its samples, in registration order.
  */
 export class MetricsRegistry {
   readonly contentType = PROMETHEUS_CONTENT_TYPE
+  /** The prom-client registry behind this one; hand it to libp2pMetrics or other prom-client code. */
+  readonly promRegistry: Registry
   private readonly byName = new Map<string, AnyMetric>()
   private readonly closers: Array<() => void> = []
   private readonly hooks: Array<() => void | Promise<void>> = []
@@ -293,15 +312,24 @@ export class MetricsRegistry {
   /** Told of every collect callback or scrape hook that throws (the metric is left out of that scrape). */
   onCollectError?: (name: string, err: unknown) => void
 
-  private add<M extends AnyMetric>(metric: M): M {
-    const suffixes = metric.type === 'histogram' ? ['', '_bucket', '_sum', '_count'] : ['']
-    for (const [name, other] of this.byName) {
-      const clash =
-        name === metric.name ||
-        suffixes.some(s => `${metric.name}${s}` === name) ||
-        (other.type === 'histogram' && ['_bucket', '_sum', '_count'].some(s => `${name}${s}` === metric.name))
-      if (clash) throw new TypeError(`metric ${metric.name} is already registered`)
+  constructor(options: MetricsRegistryOptions = {}) {
+    this.promRegistry = options.registry ?? new Registry()
+  }
+
+  /** Whether `name` is taken in the prom-client registry, directly or as a histogram's series. */
+  private taken(name: string, histogram: boolean): boolean {
+    const suffixes = histogram ? ['', ...HISTOGRAM_SUFFIXES] : ['']
+    for (const other of this.promRegistry.getMetricsAsArray()) {
+      const o = other as unknown as { name: string; type: string }
+      if (suffixes.some(s => `${name}${s}` === o.name)) return true
+      if ((o.type === 'histogram' || o.type === 'summary') && [...HISTOGRAM_SUFFIXES].some(s => `${o.name}${s}` === name)) return true
     }
+    return false
+  }
+
+  private add<M extends AnyMetric>(metric: M): M {
+    if (this.taken(metric.name, metric.type === 'histogram')) throw new TypeError(`metric ${metric.name} is already registered`)
+    this.promRegistry.registerMetric(metric.prom)
     this.byName.set(metric.name, metric)
     return metric
   }
@@ -318,6 +346,7 @@ export class MetricsRegistry {
     return this.add(new Histogram(config))
   }
 
+  /** A metric made by this registry's counter/gauge/histogram. */
   get(name: string): AnyMetric | undefined {
     return this.byName.get(name)
   }
@@ -327,7 +356,7 @@ export class MetricsRegistry {
     this.hooks.push(hook)
   }
 
-  /** Runs `close` on `close()` (e.g. to disable an event loop monitor). */
+  /** Runs `close` on `close()`. */
   onClose(close: () => void): void {
     this.closers.push(close)
   }
@@ -336,9 +365,8 @@ export class MetricsRegistry {
     for (const c of this.closers.splice(0)) c()
   }
 
-  /** The exposition text; ends with a line feed. */
+  /** The exposition text; ends with a line feed. A metric whose collection fails is left out. */
   async metrics(): Promise<string> {
-    const out: string[] = []
     for (const hook of this.hooks) {
       try {
         await hook()
@@ -346,105 +374,36 @@ export class MetricsRegistry {
         this.onCollectError?.('beforeScrape', err)
       }
     }
-    const metrics = [...this.byName.values()]
-    const collected = await Promise.all(
-      metrics.map(async m => {
-        if (m.type === 'histogram' || m.collect === undefined) return true
-        try {
-          m.apply(await m.collect())
-          return true
-        } catch (err) {
-          this.onCollectError?.(m.name, err)
-          return false
-        }
-      })
-    )
-    metrics.forEach((m, i) => {
-      if (!collected[i]) return
-      out.push(`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`, ...m.lines())
+    const names = this.promRegistry.getMetricsAsArray().map(m => (m as unknown as { name: string }).name)
+    const rendered = await Promise.allSettled(names.map(name => this.promRegistry.getSingleMetricAsString(name)))
+    let text = ''
+    rendered.forEach((r, i) => {
+      if (r.status === 'fulfilled') text += `${r.value}\n`
+      else this.onCollectError?.(names[i]!, r.reason)
     })
-    return `${out.join('\n')}\n`
+    return text
   }
 }
 
-export interface ProcessMetricsOptions {
-  /** Name prefix; default `gcn_`. */
+export interface DefaultMetricsOptions {
+  /** Name prefix; default none, so the names are the ones Node.js dashboards expect (`process_cpu_seconds_total`, ...). */
   prefix?: string
-  /** Event loop delay sampling resolution; default 20 ms. */
-  eventLoopResolutionMs?: number
+  /** Event loop delay sampling resolution in milliseconds; default 10 (prom-client's). */
+  eventLoopMonitoringPrecision?: number
 }
 
 /**
- * Process and Node.js runtime metrics: resident memory, heap, CPU time,
- * start time, active resources and event loop lag (p50, p99 and max of the
- * timer delay beyond schedule since the previous scrape, sampled by
- * perf_hooks.monitorEventLoopDelay).
- * `registry.close()` disables the event loop monitor.
+ * prom-client's default metrics on `registry`: process CPU, memory, open
+ * file descriptors, start time, Node.js heap and heap spaces, event loop lag
+ * (`nodejs_eventloop_lag_*_seconds`: the timer interval, lag included, since
+ * the previous scrape), active handles/requests/resources, GC durations and
+ * version. The event loop and GC monitors they start stay on for the life of
+ * the process.
  */
-export function registerProcessMetrics(registry: MetricsRegistry, options: ProcessMetricsOptions = {}): void {
-  const p = options.prefix ?? 'gcn_'
-  const startSeconds = Math.round(performance.timeOrigin) / 1000
-  registry.gauge({
-    name: `${p}process_resident_memory_bytes`,
-    help: 'Resident set size of the process.',
-    collect: () => process.memoryUsage.rss()
-  })
-  registry.gauge({
-    name: `${p}process_heap_used_bytes`,
-    help: 'V8 heap in use.',
-    collect: () => process.memoryUsage().heapUsed
-  })
-  registry.gauge({
-    name: `${p}process_heap_total_bytes`,
-    help: 'V8 heap allocated.',
-    collect: () => process.memoryUsage().heapTotal
-  })
-  registry.counter({
-    name: `${p}process_cpu_seconds_total`,
-    help: 'User and system CPU time spent by the process.',
-    collect: () => {
-      const { user, system } = process.cpuUsage()
-      return (user + system) / 1e6
-    }
-  })
-  registry.gauge({
-    name: `${p}process_start_time_seconds`,
-    help: 'Start time of the process since the unix epoch.',
-    collect: () => startSeconds
-  })
-  registry.gauge({
-    name: `${p}nodejs_active_resources`,
-    help: 'Resources (handles, requests, timers) keeping the event loop alive.',
-    collect: () => process.getActiveResourcesInfo().length
-  })
-  const resolutionMs = options.eventLoopResolutionMs ?? 20
-  const delay = monitorEventLoopDelay({ resolution: resolutionMs })
-  delay.enable()
-  registry.onClose(() => delay.disable())
-  // The histogram holds whole timer intervals (resolution + lag): report only the lag, over the
-  // window since the previous scrape. With no sample yet it reports extremes; report 0 then.
-  let window = { p50: 0, p99: 0, max: 0 }
-  const lag = (ns: number): number => Math.max(0, ns - resolutionMs * 1e6) / 1e9
-  registry.beforeScrape(() => {
-    window =
-      delay.count === 0
-        ? { p50: 0, p99: 0, max: 0 }
-        : { p50: lag(delay.percentile(50)), p99: lag(delay.percentile(99)), max: lag(delay.max) }
-    delay.reset()
-  })
-  registry.gauge({
-    name: `${p}nodejs_eventloop_lag_p50_seconds`,
-    help: 'Median event loop delay since the previous scrape.',
-    collect: () => window.p50
-  })
-  registry.gauge({
-    name: `${p}nodejs_eventloop_lag_p99_seconds`,
-    help: '99th percentile of event loop delay since the previous scrape.',
-    collect: () => window.p99
-  })
-  registry.gauge({
-    name: `${p}nodejs_eventloop_lag_max_seconds`,
-    help: 'Largest event loop delay since the previous scrape.',
-    collect: () => window.max
+export function registerDefaultMetrics(registry: MetricsRegistry, options: DefaultMetricsOptions = {}): void {
+  collectDefaultMetrics({
+    register: registry.promRegistry,
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    eventLoopMonitoringPrecision: options.eventLoopMonitoringPrecision ?? 10
   })
 }

@@ -12,7 +12,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { ConfigError } from './errors.js'
+import { libp2pMetrics } from './libp2p-metrics.js'
 import { type Logger, silentLogger } from './logger.js'
+import type { MetricsRegistry } from './metrics.js'
 import { CAPACITY_TOPIC, DHT_PROTOCOL } from './protocols.js'
 
 /**
@@ -51,6 +53,12 @@ export interface GcnNodeInit {
   /** Gossipsub topics this node subscribes to at start (bootstrap relays the capacity topic by default). */
   topics?: string[]
   logger?: Logger
+  /**
+   * The role's metrics registry: libp2p's own metrics (connections, streams
+   * and bytes per protocol, dialer, listeners, kad-dht, ...) are registered
+   * in it. Default: none (libp2p collects no metrics). One registry per node.
+   */
+  metrics?: MetricsRegistry
   /**
    * Debugging and tests only: receives every byte this node reads from its
    * connections after Noise decryption (what the node itself can see). The
@@ -166,6 +174,7 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
     connectionEncrypters: [init.wireCapture === undefined ? noise() : capturingEncrypter(noise(), init.wireCapture)],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
+    ...(init.metrics === undefined ? {} : { metrics: libp2pMetrics({ registry: init.metrics.promRegistry }) }),
     ...(local === undefined ? {} : { connectionManager: local.connectionManager, connectionMonitor: local.connectionMonitor }),
     services: {
       identify: identify(),
@@ -273,6 +282,8 @@ export class PeerDialer {
 export class GcnNode {
   readonly libp2p: GcnLibp2p
   readonly role: NodeRole
+  /** The registry libp2p's metrics go to (GcnNodeInit.metrics). */
+  readonly metrics: MetricsRegistry | undefined
   private readonly dialer: PeerDialer
   private readonly topics: string[]
   private readonly log: Logger
@@ -280,6 +291,7 @@ export class GcnNode {
   constructor(libp2p: GcnLibp2p, init: GcnNodeInit) {
     this.libp2p = libp2p
     this.role = init.role
+    this.metrics = init.metrics
     this.log = (init.logger ?? silentLogger).child('node')
     this.dialer = new PeerDialer(libp2p, init.bootstrap ?? [], init.targetPeers ?? NODE_DEFAULTS.targetPeers, this.log)
     this.topics = init.topics ?? (init.role === 'bootstrap' ? [CAPACITY_TOPIC] : [])

@@ -125,6 +125,11 @@ export interface ModelRuntimeInit {
   kvCacheType?: 'f16' | 'f32'
   /** Testing only: decode with the public `sequence.evaluate()` (records no logprobs). */
   forcePublicDecoder?: boolean
+  /**
+   * Told how far loading the model's weights has got, from 0 to 1 (node-llama-cpp's
+   * `onLoadProgress`), on every start. A throw is logged and ignored.
+   */
+  onLoadProgress?: (fraction: number) => void
 }
 
 export interface ModelRuntimeComponents {
@@ -988,7 +993,21 @@ class DefaultModelRuntime implements ModelRuntime {
           logLevel: LlamaLogLevel.warn,
           logger: (level, message) => this.onNativeLog(level, message)
         })
-        model = await llama.loadModel({ modelPath })
+        const onLoadProgress = this.init.onLoadProgress
+        model = await llama.loadModel({
+          modelPath,
+          ...(onLoadProgress === undefined
+            ? {}
+            : {
+                onLoadProgress: (fraction: number) => {
+                  try {
+                    onLoadProgress(fraction)
+                  } catch (err) {
+                    this.log.debug('onLoadProgress threw', { err })
+                  }
+                }
+              })
+        })
         const trainContextSize = model.trainContextSize
         const contextSize = this.requestedContextSize ?? Math.min(trainContextSize, DEFAULT_MAX_CONTEXT)
         context = await model.createContext({
