@@ -11,9 +11,15 @@ function scriptedStream() {
   })
   let failWrite!: (err: Error) => void
   const framed = {
-    async *frames() {
-      await readsEnded
-    },
+    // No acks ever: the frames end when the registry goes away.
+    frames: () => ({
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          await readsEnded
+          return { done: true, value: undefined }
+        }
+      })
+    }),
     write: () =>
       new Promise<void>((_, reject) => {
         failWrite = reject
