@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BlockClock, createGcnNode, type GcnNode, ProofVerdict, RegistryClient, silentLogger } from '@gcn/core'
-import { GCN_SETTLEMENT_ABI, gameKey, LEAF_DEBIT, reportDigest, SettlementTree } from '@gcn/registry'
+import { encodeDaySignatures, GCN_SETTLEMENT_ABI, gameKey, LEAF_DEBIT, reportDigest, SettlementTree } from '@gcn/registry'
 import Database from 'better-sqlite3'
 import { expect } from 'chai'
 import type { Hex } from 'viem'
@@ -448,7 +448,16 @@ describe('daily settlement (real processes: bootstrap + 3 settling registries; c
           address: c.settlement,
           abi: GCN_SETTLEMENT_ABI,
           functionName: 'postDay',
-          args: [BigInt(day), tree.root, debit, signatures]
+          // One entry per registered signer: the signature of those who signed, the address of the others.
+          args: [
+            BigInt(day),
+            tree.root,
+            debit,
+            encodeDaySignatures(
+              ids.map(i => i.signer),
+              new Map(signers.map((a, j) => [a.address, signatures[j]!]))
+            )
+          ]
         })
       )
       await c.wait(

@@ -12,8 +12,12 @@ import {IERC20} from "./IERC20.sol";
 ///      (uint8 kind, bytes32 id, uint256 amount): kind 0 = debit (id = game
 ///      key), kind 1 = credit (id = left-padded account address). Per day the
 ///      contract stores only the root; totals go in the DayPosted event.
-///      The signer set lives in the code of a small data contract (written
-///      once per setSigners) so postDay reads it with one EXTCODECOPY.
+///      The signer set is committed to by a hash kept in the config slot that
+///      postDay reads anyway: a post names the registered signers that did not
+///      sign, the others are recovered from their signatures, and the whole list
+///      must hash to the commitment. The list itself lives in the code of a small
+///      data contract (written once per setSigners) for the views and for
+///      explaining a refused post.
 contract GcnSettlement {
     // ---------------------------------------------------------------- types
 
@@ -31,7 +35,6 @@ contract GcnSettlement {
     uint256 public constant MAX_SIGNERS = 255;
 
     uint256 private constant _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
-    uint256 private constant _U48 = 0xFFFFFFFFFFFF;
 
     // -------------------------------------------------------------- storage
 
@@ -40,8 +43,11 @@ contract GcnSettlement {
     /// @notice The contract owner (manages the signer set).
     address public owner;
 
-    /// @dev bits 0..159: signer-list data contract; 160..207: threshold; 208..255: signer count.
+    /// @dev bits 0..7: signer count; 8..15: threshold; 16..255: the high 240 bits of
+    ///      keccak256(abi.encodePacked(signers)), the ascending list as 32-byte words.
     uint256 private _signerConfig;
+    /// @dev The data contract whose code (after a STOP byte) is the packed 20-byte signer list.
+    address private _signerData;
     /// @dev bits 0..127: total paid in; 128..255: total claimed.
     uint256 private _totals;
 
@@ -74,6 +80,7 @@ contract GcnSettlement {
     error SignersNotAscending();
     error NotASigner();
     error InvalidSignature();
+    error InvalidSignerList();
     error InvalidProof();
     error AlreadyDebited();
     error AlreadyClaimed();
@@ -171,17 +178,83 @@ contract GcnSettlement {
         }
     }
 
-    /// @notice Posts day `day`'s root, once. `signatures` must come from at least
-    ///         `threshold` distinct registered signers, in strictly ascending
-    ///         signer-address order.
-    function postDay(uint64 day, bytes32 root, uint256 totalDebit, bytes[] calldata signatures) external {
-        if (_dayRoot[day] != bytes32(0)) revert DayAlreadyPosted();
-        if (root == bytes32(0)) revert InvalidProof();
-        uint256 config = _signerConfig;
-        if (signatures.length < ((config >> 160) & _U48)) revert NotEnoughSignatures();
-        _checkSignatures(reportDigest(day, root, totalDebit), signatures, config);
-        _dayRoot[day] = root;
-        emit DayPosted(day, root, totalDebit, msg.sender);
+    /// @notice Posts day `day`'s root, once, with the signatures of at least
+    ///         `threshold` distinct registered signers over reportDigest(day, root, totalDebit).
+    /// @param signatures One entry per registered signer, in ascending signer-address
+    ///        order: the signer's EIP-2098 compact signature as two words (r, then s with
+    ///        the y parity in its top bit) if it signed, else its address as one word.
+    ///        An entry whose first word is below 2**160 is an address (an r is below 2**160
+    ///        with probability 2**-96; such a signature cannot be posted). The signers
+    ///        recovered and the addresses given, in entry order, must be exactly the
+    ///        registered list: it is checked against the hash in the config slot, so no
+    ///        signer list is read. Refusals: see _refusePost.
+    function postDay(uint64 day, bytes32 root, uint256 totalDebit, bytes32[] calldata signatures) external {
+        bytes32 typehash = REPORT_TYPEHASH;
+        bytes32 topic = DayPosted.selector;
+        uint256 failure;
+        assembly ("memory-safe") {
+            mstore(0x00, day)
+            mstore(0x20, _dayRoot.slot)
+            let slot := keccak256(0x00, 0x40)
+            // refused below (DayAlreadyPosted, InvalidProof) unless the day is free and the root non-zero
+            failure := or(sload(slot), iszero(root))
+            if iszero(failure) {
+                let config := sload(_signerConfig.slot)
+                // reportDigest(day, root, totalDebit), then the ecrecover input (digest, v, r, s) at m
+                let m := mload(0x40)
+                mstore(m, typehash)
+                mstore(add(m, 0x20), chainid())
+                mstore(add(m, 0x40), address())
+                mstore(add(m, 0x60), day)
+                mstore(add(m, 0x80), root)
+                mstore(add(m, 0xa0), totalDebit)
+                mstore(0x20, keccak256(m, 0xc0))
+                mstore(0x00, "\x00\x00\x00\x00\x19Ethereum Signed Message:\n32")
+                mstore(m, keccak256(0x04, 0x3c))
+                // rebuild the signer list after it: an address entry is copied, a signature
+                // entry is replaced by its signer (ecrecover writes it in place)
+                let list := add(m, 0x80)
+                let out := list
+                let p := signatures.offset
+                let end := add(p, shl(5, signatures.length))
+                for {} lt(p, end) {} {
+                    let r := calldataload(p)
+                    if iszero(shr(160, r)) {
+                        mstore(out, r)
+                        out := add(out, 0x20)
+                        p := add(p, 0x20)
+                        continue
+                    }
+                    let vs := calldataload(add(p, 0x20))
+                    let s := shr(1, shl(1, vs))
+                    mstore(add(m, 0x20), add(27, shr(255, vs)))
+                    mstore(add(m, 0x40), r)
+                    mstore(add(m, 0x60), s)
+                    pop(staticcall(gas(), 0x01, m, 0x80, out, 0x20))
+                    // high s (malleable twin) or no signer recovered
+                    failure := or(failure, or(gt(s, _SECP256K1_HALF_N), iszero(returndatasize())))
+                    out := add(out, 0x20)
+                    p := add(p, 0x40)
+                }
+                // a signature cut short by the end of the array; another list than the registered
+                // one; fewer signatures (array words minus list entries) than the threshold
+                failure := or(
+                    or(failure, gt(p, end)),
+                    or(
+                        shr(16, xor(keccak256(list, sub(out, list)), config)),
+                        lt(sub(signatures.length, shr(5, sub(out, list))), and(shr(8, config), 0xff))
+                    )
+                )
+                if iszero(failure) {
+                    sstore(slot, root)
+                    mstore(m, root)
+                    mstore(add(m, 0x20), totalDebit)
+                    mstore(add(m, 0x40), caller())
+                    log2(m, 0x60, topic, day)
+                }
+            }
+        }
+        if (failure != 0) _refusePost(day, root, totalDebit, signatures);
     }
 
     function dayRoot(uint64 day) external view returns (bytes32) {
@@ -264,21 +337,19 @@ contract GcnSettlement {
     }
 
     function threshold() external view returns (uint256) {
-        return (_signerConfig >> 160) & _U48;
+        return (_signerConfig >> 8) & 0xff;
     }
 
     /// @notice The registered signers, ascending.
     function signers() public view returns (address[] memory list) {
-        uint256 config = _signerConfig;
-        uint256 count = config >> 208;
-        uint256 packed = _loadSigners(config);
+        (uint256 packed, uint256 count) = _loadSigners();
         list = new address[](count);
         for (uint256 i; i < count; ++i) list[i] = _signerAt(packed, i);
     }
 
     function isSigner(address account) external view returns (bool) {
-        uint256 config = _signerConfig;
-        return _contains(_loadSigners(config), config >> 208, account);
+        (uint256 packed, uint256 count) = _loadSigners();
+        return _contains(packed, count, account);
     }
 
     // ------------------------------------------------------------- internal
@@ -306,14 +377,17 @@ contract GcnSettlement {
             data := create(0, p, mload(init))
         }
         if (data == address(0) || data.code.length != runtimeLength) revert InvalidThreshold();
-        _signerConfig = (count << 208) | (threshold_ << 160) | uint160(data);
+        _signerData = data;
+        uint256 hash = uint256(keccak256(abi.encodePacked(list)));
+        _signerConfig = ((hash >> 16) << 16) | (threshold_ << 8) | count;
         emit SignersChanged(list, threshold_);
     }
 
-    /// @dev Copies the packed signer list into fresh memory and returns its address.
-    function _loadSigners(uint256 config) private view returns (uint256 packed) {
-        address data = address(uint160(config));
-        uint256 size = (config >> 208) * 20;
+    /// @dev Copies the packed signer list into fresh memory; returns its address and length.
+    function _loadSigners() private view returns (uint256 packed, uint256 count) {
+        address data = _signerData;
+        count = _signerConfig & 0xff;
+        uint256 size = count * 20;
         assembly ("memory-safe") {
             packed := mload(0x40)
             extcodecopy(data, packed, 1, size)
@@ -334,58 +408,44 @@ contract GcnSettlement {
         return false;
     }
 
-    /// @dev Reverts unless every signature is valid, by a registered signer, and
-    ///      the signers strictly ascend. Both lists ascend, so one forward walk
-    ///      over the signer list checks membership.
-    function _checkSignatures(bytes32 digest, bytes[] calldata signatures, uint256 config) private view {
-        uint256 count = config >> 208;
-        uint256 packed = _loadSigners(config);
-        uint256 failure; // 1: malformed or invalid signature, 2: signer not found going forward
-        uint256 signer;
-        uint256 prev;
-        assembly ("memory-safe") {
-            // ecrecover input (digest, v, r, s) in unallocated memory
-            let m := mload(0x40)
-            mstore(m, digest)
-            let pos := 0
-            let end := add(signatures.offset, shl(5, signatures.length))
-            for { let head := signatures.offset } lt(head, end) { head := add(head, 0x20) } {
-                let sig := add(signatures.offset, calldataload(head))
-                let s := calldataload(add(sig, 0x40))
-                let v := byte(0, calldataload(add(sig, 0x60)))
-                if lt(v, 27) { v := add(v, 27) }
-                if or(or(iszero(eq(calldataload(sig), 65)), gt(s, _SECP256K1_HALF_N)), iszero(or(eq(v, 27), eq(v, 28)))) {
-                    failure := 1
-                    break
-                }
-                mstore(add(m, 0x20), v)
-                mstore(add(m, 0x40), calldataload(add(sig, 0x20)))
-                mstore(add(m, 0x60), s)
-                mstore(0x00, 0)
-                pop(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20))
-                signer := mload(0x00)
-                if iszero(signer) {
-                    failure := 1
-                    break
-                }
-                let listed := 0
-                for {} lt(pos, count) { pos := add(pos, 1) } {
-                    listed := shr(96, mload(add(packed, mul(pos, 20))))
-                    if iszero(lt(listed, signer)) { break }
-                }
-                if or(eq(pos, count), iszero(eq(listed, signer))) {
-                    failure := 2
-                    break
-                }
-                prev := signer
-                pos := add(pos, 1)
+    /// @dev Explains a refused post, checking in this order: DayAlreadyPosted; a zero
+    ///      root (InvalidProof); a signature entry cut short by the end of the array, with a
+    ///      high s or from which no signer is recovered (InvalidSignature); fewer signatures
+    ///      than the threshold (NotEnoughSignatures); a recovered signer that is not
+    ///      registered (NotASigner; so is a signature over another report); registered
+    ///      signers out of order or repeated (SignersNotAscending); else wrong or missing
+    ///      addresses of the signers that did not sign (InvalidSignerList). Always reverts.
+    function _refusePost(uint64 day, bytes32 root, uint256 totalDebit, bytes32[] calldata signatures) private view {
+        if (_dayRoot[day] != bytes32(0)) revert DayAlreadyPosted();
+        if (root == bytes32(0)) revert InvalidProof();
+        bytes32 digest = reportDigest(day, root, totalDebit);
+        uint256 n = signatures.length;
+        address[] memory recovered = new address[](n / 2);
+        uint256 signed;
+        for (uint256 i; i < n; ) {
+            bytes32 r = signatures[i];
+            if (uint256(r) >> 160 == 0) {
+                ++i;
+                continue;
             }
+            if (i + 1 == n) revert InvalidSignature();
+            uint256 vs = uint256(signatures[i + 1]);
+            uint256 s = vs & (type(uint256).max >> 1);
+            if (s > _SECP256K1_HALF_N) revert InvalidSignature();
+            address signer = ecrecover(digest, uint8(27 + (vs >> 255)), r, bytes32(s));
+            if (signer == address(0)) revert InvalidSignature();
+            recovered[signed++] = signer;
+            i += 2;
         }
-        if (failure == 1) revert InvalidSignature();
-        if (failure == 2) {
-            if (signer <= prev && _contains(packed, count, address(uint160(signer)))) revert SignersNotAscending();
-            revert NotASigner();
+        if (signed < ((_signerConfig >> 8) & 0xff)) revert NotEnoughSignatures();
+        (uint256 packed, uint256 count) = _loadSigners();
+        address prev;
+        for (uint256 i; i < signed; ++i) {
+            if (!_contains(packed, count, recovered[i])) revert NotASigner();
+            if (recovered[i] <= prev) revert SignersNotAscending();
+            prev = recovered[i];
         }
+        revert InvalidSignerList();
     }
 
     function _dayBit(uint64 day) private pure returns (uint256 word, uint256 bit) {

@@ -17,6 +17,7 @@ import {
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { GCN_SETTLEMENT_ABI } from './contracts.js'
+import { encodeDaySignatures } from './settlement.js'
 
 /** The EVM address of a raw secp256k1 key. */
 export function evmAddressOf(privateKey: Hex): Address {
@@ -156,8 +157,20 @@ export class SettlementChain {
     }
   }
 
-  postDay(day: number, root: Hex, totalDebit: bigint, signatures: Hex[]): Promise<{ hash: Hex; gasUsed: bigint }> {
-    return this.send('postDay', [BigInt(day), root, totalDebit, signatures])
+  /**
+   * Posts a day's root with `signatures` (signer address → its signature over reportDigest): reads the
+   * registered signers and sends one postDay entry per signer (encodeDaySignatures). A signature by an
+   * address that is not registered (any more) is a ChainError before anything is sent.
+   */
+  async postDay(day: number, root: Hex, totalDebit: bigint, signatures: ReadonlyMap<string, Hex>): Promise<{ hash: Hex; gasUsed: bigint }> {
+    const signers = (await this.read('signers', [])) as readonly Address[]
+    let entries: Hex[]
+    try {
+      entries = encodeDaySignatures(signers, signatures)
+    } catch (err) {
+      throw new ChainError(`postDay failed: ${(err as Error).message}`, { cause: err })
+    }
+    return this.send('postDay', [BigInt(day), root, totalDebit, entries])
   }
 
   applyDebit(day: number, gameKey: Hex, amount: bigint, proof: Hex[]): Promise<{ hash: Hex; gasUsed: bigint }> {

@@ -31,6 +31,7 @@ export {
   type DayReport,
   type DayReportJson,
   decodeReport,
+  encodeDaySignatures,
   encodeReport,
   gameKey,
   reportDigest,

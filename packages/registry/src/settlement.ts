@@ -175,6 +175,56 @@ export function reportDigest(chainId: bigint, settlement: Address, day: number |
   return hashMessage({ raw: reportHash(chainId, settlement, day, root, totalDebit) })
 }
 
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+const WORD = (n: bigint): Hex => `0x${n.toString(16).padStart(64, '0')}`
+
+/**
+ * The `signatures` argument of GcnSettlement.postDay: one entry per registered signer, in
+ * ascending address order — its EIP-2098 compact signature as two words (r, then s with the
+ * y parity in the top bit) when `signatures` holds one for it, else its address as one word.
+ * `signatures` maps signer addresses (any case) to signatures over the day's reportDigest:
+ * 65 bytes (r ‖ s ‖ v, v ∈ {0, 1, 27, 28}) or 64 bytes (EIP-2098). A high-s signature is
+ * turned into its low-s twin (same signer). Throws RangeError for a signature by an address
+ * that is not in `signers`, or one that cannot be encoded (malformed; r < 2¹⁶⁰, which the
+ * contract would read as an address: probability 2⁻⁹⁶).
+ */
+export function encodeDaySignatures(signers: readonly string[], signatures: ReadonlyMap<string, Hex>): Hex[] {
+  const bySigner = new Map<string, Hex>()
+  for (const [signer, signature] of signatures) bySigner.set(signer.toLowerCase(), signature)
+  const sorted = signers.map(a => a.toLowerCase()).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0))
+  const words: Hex[] = []
+  for (const signer of sorted) {
+    const signature = bySigner.get(signer)
+    bySigner.delete(signer)
+    if (signature === undefined) {
+      words.push(`0x${signer.slice(2).padStart(64, '0')}`)
+      continue
+    }
+    if (!/^0x([0-9a-fA-F]{128}|[0-9a-fA-F]{130})$/.test(signature)) throw new RangeError(`signature of ${signer} is not 64 or 65 bytes`)
+    const r = BigInt(`0x${signature.slice(2, 66)}`)
+    let s = BigInt(`0x${signature.slice(66, 130)}`)
+    let parity: bigint
+    if (signature.length === 130) {
+      parity = s >> 255n
+      s &= (1n << 255n) - 1n
+    } else {
+      const v = Number.parseInt(signature.slice(130), 16)
+      if (v !== 0 && v !== 1 && v !== 27 && v !== 28) throw new RangeError(`signature of ${signer} has v = ${v}`)
+      parity = BigInt(v % 27)
+    }
+    if (s === 0n || s >= SECP256K1_N || r === 0n || r >= SECP256K1_N) throw new RangeError(`signature of ${signer} is malformed`)
+    if (r >> 160n === 0n) throw new RangeError(`signature of ${signer} has r < 2^160 and cannot be posted`)
+    if (s > SECP256K1_N >> 1n) {
+      s = SECP256K1_N - s
+      parity ^= 1n
+    }
+    words.push(WORD(r), WORD((parity << 255n) | s))
+  }
+  const [stray] = bySigner.keys()
+  if (stray !== undefined) throw new RangeError(`${stray} signed but is not a registered signer`)
+  return words
+}
+
 /** The canonical JSON form (bigints as decimal strings, fixed key order). */
 export function reportToJson(report: DayReport): DayReportJson {
   return {

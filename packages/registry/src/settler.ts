@@ -423,12 +423,13 @@ export class Settler {
         })
         return
       }
-      // The contract wants distinct signers in ascending address order.
-      const signatures = [...state.signatures]
-        .filter(([signer]) => this.signerSet.has(signer))
-        .sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1))
-        .slice(0, this.threshold)
-        .map(([, s]) => s)
+      // Exactly `threshold` registered signers (the lowest addresses): each signature beyond costs gas.
+      const signatures = new Map(
+        [...state.signatures]
+          .filter(([signer]) => this.signerSet.has(signer))
+          .sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1))
+          .slice(0, this.threshold)
+      )
       try {
         const { gasUsed } = await chain.postDay(state.day, report.root, report.totalDebit, signatures)
         state.postedBy = 'us'

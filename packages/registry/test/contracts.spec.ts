@@ -25,6 +25,7 @@ import {
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { GCN_SETTLEMENT_ABI, GCN_SETTLEMENT_BYTECODE, GCN_TEST_TOKEN_ABI } from '../src/contracts.js'
 import { deploySettlement, type EmbeddedChain, type EmbeddedWalletClient, startEmbeddedChain } from '../src/embedded-chain.js'
+import { encodeDaySignatures } from '../src/settlement.js'
 
 const S = GCN_SETTLEMENT_ABI
 const T = GCN_TEST_TOKEN_ABI
@@ -54,6 +55,13 @@ const byAddress = (a: { address: Address }, b: { address: Address }): number =>
 
 const gameKey = (gameId: string): Hex => keccak256(toHex(gameId))
 const creditId = (account: Address): Hex => pad(account, { size: 32 })
+/** A postDay entry for a registered signer that did not sign: its address as one word. */
+const word = (account: Address): Hex => pad(account.toLowerCase() as Hex, { size: 32 })
+/** A postDay entry for a signer that signed: its EIP-2098 compact signature (r, yParityAndS), taken as is. */
+function compact(signature: Hex): Hex[] {
+  const { r, s, yParity } = parseSignature(signature)
+  return [r, toHex((BigInt(yParity!) << 255n) | BigInt(s), { size: 32 })]
+}
 
 function revertName(err: unknown): string | undefined {
   if (!(err instanceof BaseError)) return undefined
@@ -120,6 +128,15 @@ describe('settlement contracts (embedded EDR chain)', function () {
   async function sign(signers: PrivateKeyAccount[], day: bigint, root: Hex, totalDebit: bigint): Promise<Hex[]> {
     const raw = innerDigest(day, root, totalDebit)
     return Promise.all(signers.map(s => s.signMessage({ message: { raw } })))
+  }
+
+  /** postDay's entries for `signers` signing the report, against the registered list `set`. */
+  async function entries(signers: PrivateKeyAccount[], day: bigint, root: Hex, totalDebit: bigint, set = registered): Promise<Hex[]> {
+    const sigs = await sign(signers, day, root, totalDebit)
+    return encodeDaySignatures(
+      set.map(s => s.address),
+      new Map(signers.map((s, i) => [s.address, sigs[i]!]))
+    )
   }
 
   const balanceOf = (account: Address) => tokenAs(owner).read.balanceOf([account])
@@ -215,45 +232,88 @@ describe('settlement contracts (embedded EDR chain)', function () {
 
     it('refuses too few, duplicated, unsorted, unregistered, malformed and mismatched signatures', async () => {
       const day = 10n
-      const [a, b, c] = await sign(registered, day, root, 99n)
-      const post = (sigs: Hex[], r: Hex = root, total = 99n) => contract(stranger).write.postDay([day, r, total, sigs])
-      await expectRevert(post([a!]), 'NotEnoughSignatures')
+      const [a, b, c] = (await sign(registered, day, root, 99n)).map(compact) as [Hex[], Hex[], Hex[]]
+      const [A, B, C] = registered.map(s => word(s.address)) as [Hex, Hex, Hex]
+      const post = (list: Hex[], r: Hex = root, total = 99n) => contract(stranger).write.postDay([day, r, total, list])
+      await expectRevert(post([...a, B, C]), 'NotEnoughSignatures')
+      await expectRevert(post([A, B, C]), 'NotEnoughSignatures')
       await expectRevert(post([]), 'NotEnoughSignatures')
-      await expectRevert(post([a!, a!]), 'SignersNotAscending')
-      await expectRevert(post([b!, a!]), 'SignersNotAscending')
-      await expectRevert(post([a!, c!, b!]), 'SignersNotAscending')
-      const [x] = await sign([outsider], day, root, 99n)
-      await expectRevert(post([a!, x!]), 'NotASigner')
-      await expectRevert(post([x!, a!]), 'NotASigner')
-      await expectRevert(post([a!, `0x${b!.slice(2, 130)}`]), 'InvalidSignature')
-      // the high-s twin of a valid signature (same signer) is refused
-      const { r, s, yParity } = parseSignature(b!)
-      const highS = serializeSignature({ r, s: toHex(SECP256K1_N - BigInt(s), { size: 32 }), v: yParity === 0 ? 28n : 27n })
-      await expectRevert(post([a!, highS]), 'InvalidSignature')
+      await expectRevert(post([...a]), 'NotEnoughSignatures')
+      await expectRevert(post([...a, ...a, C]), 'SignersNotAscending')
+      await expectRevert(post([...b, ...a, C]), 'SignersNotAscending')
+      await expectRevert(post([...a, ...c, ...b]), 'SignersNotAscending')
+      const x = compact((await sign([outsider], day, root, 99n))[0]!)
+      await expectRevert(post([...a, ...x, C]), 'NotASigner')
+      await expectRevert(post([...x, ...a, C]), 'NotASigner')
+      // the addresses of the registered signers that did not sign: missing, wrong, misplaced, repeated
+      await expectRevert(post([...a, ...b]), 'InvalidSignerList')
+      await expectRevert(post([...a, ...b, word(outsider.address)]), 'InvalidSignerList')
+      await expectRevert(post([...a, C, ...b]), 'InvalidSignerList')
+      await expectRevert(post([...a, ...b, C, C]), 'InvalidSignerList')
+      await expectRevert(post([A, ...b, ...c, A]), 'InvalidSignerList')
+      // malformed: cut short by the end of the array, r not below n, s zero
+      await expectRevert(post([...a, B, C, b[0]!]), 'InvalidSignature')
+      await expectRevert(post([...a, toHex(SECP256K1_N, { size: 32 }), b[1]!, C]), 'InvalidSignature')
+      await expectRevert(post([...a, b[0]!, pad('0x', { size: 32 }), C]), 'InvalidSignature')
+      // a high s is refused before recovery: the high-s twin n - s of a valid signature does not fit
+      // the 255 bits of a compact s (but with probability 2^-127), and any s in (n/2, 2^255) is refused
+      await expectRevert(post([...a, b[0]!, toHex((SECP256K1_N >> 1n) + 1n, { size: 32 }), C]), 'InvalidSignature')
+      await expectRevert(post([...a, b[0]!, toHex((1n << 255n) | ((SECP256K1_N >> 1n) + 1n), { size: 32 }), C]), 'InvalidSignature')
       // signatures over another report (day, root or total) recover to other addresses
-      const [otherDay] = await sign([registered[1]!], day + 1n, root, 99n)
-      await expectRevert(post([a!, otherDay!]), 'NotASigner')
-      const [otherRoot] = await sign([registered[1]!], day, keccak256(toHex('another root')), 99n)
-      await expectRevert(post([a!, otherRoot!]), 'NotASigner')
-      await expectRevert(post([a!, b!], root, 100n), 'NotASigner')
-      await expectRevert(post([a!, b!], ZERO_ROOT), 'InvalidProof')
+      const otherDay = compact((await sign([registered[1]!], day + 1n, root, 99n))[0]!)
+      await expectRevert(post([...a, ...otherDay, C]), 'NotASigner')
+      const otherRoot = compact((await sign([registered[1]!], day, keccak256(toHex('another root')), 99n))[0]!)
+      await expectRevert(post([...a, ...otherRoot, C]), 'NotASigner')
+      await expectRevert(post([...a, ...b, C], root, 100n), 'NotASigner')
+      await expectRevert(post([...a, ...b, C], ZERO_ROOT), 'InvalidProof')
       expect(await read().dayRoot([day])).to.equal(ZERO_ROOT)
+    })
+
+    it('encodes signatures as postDay entries: compact, low s, v as 27/28 or 0/1, 64 or 65 bytes, registered signers only', async () => {
+      const addresses = registered.map(s => s.address)
+      const [a, b] = await sign(registered.slice(0, 2), 12n, root, 7n)
+      const expected = [...compact(a!), ...compact(b!), word(addresses[2]!)]
+      const encode = (sigA: Hex, sigB: Hex) =>
+        encodeDaySignatures(
+          [...addresses].reverse(),
+          new Map([
+            [addresses[1]!.toLowerCase(), sigB],
+            [addresses[0]!, sigA]
+          ])
+        )
+      expect(encode(a!, b!)).to.deep.equal(expected)
+      const { r, s, yParity } = parseSignature(b!)
+      const v01 = `0x${b!.slice(2, 130)}${yParity === 0 ? '00' : '01'}` as Hex
+      expect(encode(a!, v01)).to.deep.equal(expected)
+      expect(
+        encode(
+          a!,
+          `0x${compact(b!)
+            .map(w => w.slice(2))
+            .join('')}`
+        )
+      ).to.deep.equal(expected)
+      const highS = serializeSignature({ r, s: toHex(SECP256K1_N - BigInt(s), { size: 32 }), v: yParity === 0 ? 28n : 27n })
+      expect(encode(a!, highS)).to.deep.equal(expected)
+      expect(() => encodeDaySignatures(addresses, new Map([[outsider.address, a!]]))).to.throw(RangeError, /not a registered signer/)
+      expect(() => encodeDaySignatures(addresses, new Map([[addresses[0]!, '0x1234' as Hex]]))).to.throw(RangeError)
+      expect(encodeDaySignatures(addresses, new Map())).to.deep.equal(addresses.map(word))
     })
 
     it('accepts threshold signers once; the second post of a day is refused', async () => {
       const day = 11n
-      const [a, , c] = await sign(registered, day, root, 42n)
-      const receipt = await mined(contract(stranger).write.postDay([day, root, 42n, [a!, c!]]))
+      const list = await entries([registered[0]!, registered[2]!], day, root, 42n)
+      expect(list).to.have.length(5)
+      expect(list[2]).to.equal(word(registered[1]!.address))
+      const receipt = await mined(contract(stranger).write.postDay([day, root, 42n, list]))
       const [ev] = events(receipt)
       expect(ev?.eventName).to.equal('DayPosted')
       expect(ev?.args).to.deep.equal({ day, root, totalDebit: 42n, submitter: stranger.account.address })
       expect(await read().dayRoot([day])).to.equal(root)
-      const all = await sign(registered, day, root, 42n)
-      await expectRevert(contract(stranger).write.postDay([day, root, 42n, all]), 'DayAlreadyPosted')
-      // all three signers are fine too, and v may be 0/1 instead of 27/28
-      const three = await sign(registered, day + 1n, root, 42n)
-      three[1] = `0x${three[1]!.slice(2, 130)}${parseSignature(three[1]!).yParity === 0 ? '00' : '01'}`
-      await mined(contract(stranger).write.postDay([day + 1n, root, 42n, three]))
+      await expectRevert(contract(stranger).write.postDay([day, root, 42n, await entries(registered, day, root, 42n)]), 'DayAlreadyPosted')
+      // all three signers are fine too
+      await mined(contract(stranger).write.postDay([day + 1n, root, 42n, await entries(registered, day + 1n, root, 42n)]))
+      expect(await read().dayRoot([day + 1n])).to.equal(root)
     })
   })
 
@@ -292,8 +352,7 @@ describe('settlement contracts (embedded EDR chain)', function () {
 
     it('posts the day', async () => {
       const root = tree.root as Hex
-      const sigs = await sign(registered.slice(1), day, root, 550n)
-      await mined(contract(stranger).write.postDay([day, root, 550n, sigs]))
+      await mined(contract(stranger).write.postDay([day, root, 550n, await entries(registered.slice(1), day, root, 550n)]))
       expect(await read().dayRoot([day])).to.equal(root)
     })
 
@@ -380,7 +439,7 @@ describe('settlement contracts (embedded EDR chain)', function () {
       const nextDay = day + 1n
       const tree2 = StandardMerkleTree.of([[0, gameB, 80n] as [number, Hex, bigint]], LEAF_TYPES)
       const root = tree2.root as Hex
-      await mined(contract(stranger).write.postDay([nextDay, root, 80n, await sign(registered.slice(0, 2), nextDay, root, 80n)]))
+      await mined(contract(stranger).write.postDay([nextDay, root, 80n, await entries(registered.slice(0, 2), nextDay, root, 80n)]))
       await mined(contract(stranger).write.applyDebit([nextDay, gameB, 80n, tree2.getProof(0) as Hex[]]))
       expect(await read().owed([gameB])).to.equal(80n)
       const receipt = await mined(contract(gameOwnerB).write.deposit([gameB, 30n]))
@@ -411,8 +470,22 @@ describe('settlement contracts (embedded EDR chain)', function () {
       // the old set no longer posts; the new one does
       const day = 20n
       const root = keccak256(toHex('owner test'))
-      await expectRevert(contract(stranger).write.postDay([day, root, 1n, await sign(registered.slice(1), day, root, 1n)]), 'NotASigner')
-      await mined(contract(stranger).write.postDay([day, root, 1n, await sign(next, day, root, 1n)]))
+      await expectRevert(contract(stranger).write.postDay([day, root, 1n, await entries(registered.slice(1), day, root, 1n)]), 'NotASigner')
+      // one signature is below the new threshold of 2; a valid pair with a stale extra address is not the registered list
+      await expectRevert(
+        contract(stranger).write.postDay([day, root, 1n, await entries([registered[0]!], day, root, 1n)]),
+        'NotEnoughSignatures'
+      )
+      await expectRevert(
+        contract(stranger).write.postDay([
+          day,
+          root,
+          1n,
+          [...(await entries([registered[0]!, outsider], day, root, 1n, next)), word(registered[1]!.address)]
+        ]),
+        'InvalidSignerList'
+      )
+      await mined(contract(stranger).write.postDay([day, root, 1n, await entries(next, day, root, 1n, next)]))
 
       const moved = await mined(contract(owner).write.transferOwnership([gameOwnerA.account.address]))
       expect(events(moved).map(e => [e.eventName, e.args])).to.deep.equal([
