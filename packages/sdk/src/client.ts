@@ -654,7 +654,9 @@ function usageFrom(value: unknown): Usage {
 
 function streamErrorFrom(error: unknown): StreamError {
   const { message, ...fields } = openAiErrorFields(error)
-  return new StreamError(message ?? 'the gateway reported an error mid-stream', fields)
+  // A server_error mid-stream (the supplier failed mid-answer, a timeout) may not happen again: the caller may
+  // send the request anew. The client never does so itself once text was delivered (it would repeat it).
+  return new StreamError(message ?? 'the gateway reported an error mid-stream', { ...fields, retryable: fields.type === 'server_error' })
 }
 
 async function readJson(response: Response): Promise<unknown> {

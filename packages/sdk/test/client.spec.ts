@@ -415,9 +415,23 @@ describe('GcnClient', () => {
         code: 'ERR_STREAM',
         message: 'supplier went away',
         type: 'server_error',
-        apiCode: 'task_failed'
+        apiCode: 'task_failed',
+        // The caller may send it again; the client itself did not (text was already delivered).
+        retryable: true
       })
       expect(gw.requests).to.have.length(1)
+    })
+
+    it('a mid-stream error that is not a server error is not retryable', async () => {
+      gw = await fakeGateway((_req, res) => {
+        sseHead(res)
+        event(res, chatChunk('Once'))
+        event(res, { error: { message: 'output broke the schema', type: 'invalid_request_error', code: 'bad_output' } })
+        res.end()
+      })
+      const { error } = await collect(client().chat({ messages }))
+      expect(error).to.be.instanceOf(StreamError)
+      expect((error as StreamError).retryable).to.equal(false)
     })
 
     it('turns malformed JSON in an event into StreamError', async () => {
