@@ -1,6 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { PROMETHEUS_CONTENT_TYPE } from '@gcn/core'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { type ListeningHttpServer, listenHttp, PROMETHEUS_CONTENT_TYPE } from '@gcn/core'
 
 export interface StatusHandlers {
   healthy: () => boolean
@@ -16,11 +15,7 @@ export interface StatusHandlers {
  * 200 while `healthy()` holds, GET /status returns `status()` as JSON and
  * GET /metrics the Prometheus metrics.
  */
-export async function startStatusServer(
-  host: string,
-  port: number,
-  handlers: StatusHandlers
-): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+export async function startStatusServer(host: string, port: number, handlers: StatusHandlers): Promise<ListeningHttpServer> {
   const server = createServer((req, res) => {
     const send = (code: number, body: unknown): void => {
       res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' })
@@ -46,18 +41,5 @@ export async function startStatusServer(
     }
     send(404, { error: 'not found' })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => resolve())
-  })
-  const address = server.address() as AddressInfo
-  return {
-    server,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
-    close: () =>
-      new Promise<void>(resolve => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      })
-  }
+  return listenHttp(server, host, port)
 }

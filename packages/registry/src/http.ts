@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { type BlockClock, GcnError, type Logger } from '@gcn/core'
+import { type BlockClock, GcnError, type Logger, listenHttp, PROMETHEUS_CONTENT_TYPE } from '@gcn/core'
 import { InvalidQueryError } from './errors.js'
 import type { Ledger, LedgerFilter } from './ledger.js'
 
@@ -32,7 +31,6 @@ export interface QueryServer {
 }
 
 const MAX_BLOCK_RANGE = 100_000
-const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
 function json(res: ServerResponse, code: number, body: unknown): void {
   res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' })
@@ -146,7 +144,7 @@ export async function createQueryServer(init: QueryServerInit, components: Query
         .then(metrics)
         .then(
           text => {
-            res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' })
+            res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' })
             res.end(text)
           },
           err => {
@@ -160,20 +158,5 @@ export async function createQueryServer(init: QueryServerInit, components: Query
     json(res, code, body)
   }
 
-  const server = createServer(handle)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(init.port ?? 0, init.host ?? '127.0.0.1', () => resolve())
-  })
-  const address = server.address() as AddressInfo
-  const host = init.host ?? '127.0.0.1'
-  return {
-    server,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
-    close: () =>
-      new Promise<void>(resolve => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      })
-  }
+  return listenHttp(createServer(handle), init.host ?? '127.0.0.1', init.port ?? 0)
 }

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer, type IncomingMessage } from 'node:http'
+import { type ListeningHttpServer, listenHttp } from '@gcn/core'
 import type { EIP1193Provider } from 'viem'
 
 /** Largest JSON-RPC request body accepted. */
@@ -32,7 +32,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 export async function serveJsonRpc(
   provider: EIP1193Provider,
   options: { host?: string; port?: number } = {}
-): Promise<{ url: string; server: Server; close(): Promise<void> }> {
+): Promise<ListeningHttpServer> {
   const call = async (request: JsonRpcRequest): Promise<unknown> => {
     const id = request.id ?? null
     if (typeof request.method !== 'string') return { jsonrpc: '2.0', id, error: { code: -32600, message: 'invalid request' } }
@@ -71,19 +71,5 @@ export async function serveJsonRpc(
       })
       .catch(() => reply(413, { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'request body too large' } }))
   })
-  const host = options.host ?? '127.0.0.1'
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, host, () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://${host}:${port}`,
-    server,
-    close: () =>
-      new Promise<void>(resolve => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      })
-  }
+  return listenHttp(server, options.host ?? '127.0.0.1', options.port ?? 0)
 }
