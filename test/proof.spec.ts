@@ -255,7 +255,9 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
     const second = await run(router, req)
     expect(second.error).to.be.instanceOf(TaskFailedError)
     expect(second.text).to.equal('')
-    expect(verdicts.some(v => v.verdict === 'failed' && /proof/.test(v.reason ?? ''))).to.equal(true)
+    const failed = verdicts.find(v => v.verdict === 'failed' && /proof/.test(v.reason ?? ''))
+    expect(failed, 'a failed-proof verdict').to.not.equal(undefined)
+    expect(failed!.taskId.length, 'the verdict names the task').to.be.greaterThan(0)
   })
 
   it('(e) altering one token of an honest output fails the always-on checks before the token reaches the client', async () => {

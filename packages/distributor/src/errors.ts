@@ -39,10 +39,16 @@ export class TaskFailedError extends GcnError {
   readonly retryable: boolean
   /** The error code the supplier reported, when the failure came from it. */
   readonly supplierCode?: string
-  constructor(message: string, options: { retryable: boolean; supplierCode?: string; hint?: string; cause?: unknown }) {
+  /** The task that failed, when it had one (a failed proof names it in the verdict). */
+  readonly taskId?: Uint8Array
+  constructor(
+    message: string,
+    options: { retryable: boolean; supplierCode?: string; taskId?: Uint8Array; hint?: string; cause?: unknown }
+  ) {
     super(message, options)
     this.retryable = options.retryable
     if (options.supplierCode !== undefined) this.supplierCode = options.supplierCode
+    if (options.taskId !== undefined) this.taskId = options.taskId
   }
 }
 

@@ -446,7 +446,8 @@ export class TaskRouter implements InferenceBackend {
         // `outstanding` still counts this task: the supplier was running the others when it refused.
         if (err instanceof TaskFailedError && err.supplierCode === 'ERR_QUEUE_FULL')
           this.components.directory.recordRefusal(peer, supplier.outstanding - 1)
-        if (err instanceof TaskFailedError && err.supplierCode === 'ERR_PROOF') this.verdict(peer, new Uint8Array(0), false, err.message)
+        if (err instanceof TaskFailedError && err.supplierCode === 'ERR_PROOF')
+          this.verdict(peer, err.taskId ?? new Uint8Array(0), false, err.message)
         if (clientSignal.aborted) throw new AbortedError('request aborted', { cause: clientSignal.reason })
         const clientError = err instanceof TaskFailedError ? clientErrorFor(err) : undefined
         if (clientError !== undefined) throw clientError

@@ -41,17 +41,17 @@ export interface TaskDone extends InferenceDone {
   proof: { taskId: Uint8Array; records: TokenRecord[]; outputTokenIds: number[] }
 }
 
-function proofFailure(err: unknown): TaskFailedError {
+function proofFailure(err: unknown, taskId: Uint8Array): TaskFailedError {
   const why = err instanceof Error ? err.message : String(err)
-  return new TaskFailedError(`proof of inference failed: ${why}`, { retryable: true, supplierCode: 'ERR_PROOF', cause: err })
+  return new TaskFailedError(`proof of inference failed: ${why}`, { retryable: true, supplierCode: 'ERR_PROOF', taskId, cause: err })
 }
 
-function checkProof(verifier: ProofVerifier, chunk: TaskChunk): void {
-  if (chunk.proof.length === 0) throw proofFailure(new ProofError('chunk without proof'))
+function checkProof(verifier: ProofVerifier, chunk: TaskChunk, taskId: Uint8Array): void {
+  if (chunk.proof.length === 0) throw proofFailure(new ProofError('chunk without proof'), taskId)
   try {
     verifier.add(decodeProofSegment(chunk.proof), chunk.tokenIds)
   } catch (err) {
-    throw proofFailure(err)
+    throw proofFailure(err, taskId)
   }
 }
 
@@ -125,7 +125,7 @@ export async function* runTask(
       }
       const isDone = chunk.finishReason !== undefined && chunk.finishReason !== WireFinishReason.UNSPECIFIED
       // Always-on proof checks run before any of the chunk reaches the client.
-      if (chunk.tokenIds.length > 0 || isDone) checkProof(verifier, chunk)
+      if (chunk.tokenIds.length > 0 || isDone) checkProof(verifier, chunk, taskId)
       outputTokenIds.push(...chunk.tokenIds)
       if (chunk.text !== '' || chunk.tokenIds.length > 0) yield { type: 'delta', text: chunk.text, tokenIds: chunk.tokenIds }
       if (isDone) {
@@ -134,7 +134,7 @@ export async function* runTask(
         try {
           records = verifier.finish(usage.completionTokens)
         } catch (err) {
-          throw proofFailure(err)
+          throw proofFailure(err, taskId)
         }
         finished = true
         const done: TaskDone = {
