@@ -201,7 +201,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
   if (decrypted === undefined) await node.start()
   await supplier.start()
   outbox?.start()
-  confirmations?.start()
+  await confirmations?.start()
   const status = await startStatusServer(values.statusHost, values.statusPort, {
     healthy: () => runtime.state === 'started' && node.libp2p.status === 'started',
     status: () => ({
