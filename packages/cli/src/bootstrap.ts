@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import {
+  CAPACITY_TOPIC,
   type ConfigSchema,
+  capacityTopicValidator,
   createGcnNode,
   createLogger,
   formatHelp,
@@ -59,6 +61,9 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     // libp2p registers its own metrics in the role's registry.
     metrics: new MetricsRegistry()
   })
+  // The bootstrap relays /gcn/capacity/1 (GcnNode subscribes it): it checks what it relays like any
+  // receiver, else receivers would penalise it for relaying garbage and the publisher would go free.
+  node.libp2p.services.pubsub.topicValidators.set(CAPACITY_TOPIC, capacityTopicValidator({ logger: log }))
   const metrics = createRoleMetrics(node, log)
   await node.start()
   const status = await startStatusServer(values.statusHost, values.statusPort, {

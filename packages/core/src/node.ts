@@ -2,6 +2,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
+import type { PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
 import { type Identify, identify } from '@libp2p/identify'
 import type { Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
@@ -15,7 +16,7 @@ import { ConfigError } from './errors.js'
 import { libp2pMetrics } from './libp2p-metrics.js'
 import { type Logger, silentLogger } from './logger.js'
 import type { MetricsRegistry } from './metrics.js'
-import { CAPACITY_TOPIC, DHT_PROTOCOL } from './protocols.js'
+import { CAPACITY_TOPIC, DHT_PROTOCOL, REGISTRY_BLOCKS_TOPIC, REGISTRY_REPORTS_TOPIC } from './protocols.js'
 
 /**
  * One factory builds the libp2p node for every gcn role. Production settings
@@ -76,6 +77,59 @@ export const NODE_DEFAULTS = Object.freeze({
 })
 
 const SERVER_ROLES: ReadonlySet<NodeRole> = new Set(['bootstrap', 'registry', 'distributor'])
+
+/**
+ * Gossipsub peer scoring on the gcn topics (every profile). Gossipsub counts
+ * invalid message deliveries (P4: messages a topic validator Rejects, see
+ * gossip-validation.ts) only on topics that have score parameters, so without
+ * these a peer publishing garbage keeps its score. P4 is the only topic
+ * component weighted: time in mesh and first deliveries (P1, P2) would give
+ * bonuses nothing here uses, and mesh delivery rates (P3, P3b) would penalise
+ * honest peers on topics as quiet as ours. The global components (IP
+ * colocation, behaviour penalty) stay at gossipsub's defaults, and so do the
+ * thresholds, stated here because the P4 weight is scaled to them.
+ *
+ * Taken from Lotus (filecoin-project/lotus node/modules/lp2p/pubsub.go, its
+ * blocks and messages topics): invalid deliveries decay with 0.99972 per 1 s
+ * decay interval (a time constant of about an hour), and one invalid message
+ * costs 1/25 of the graylist threshold (-100 of -2500 there, -3.2 of -80
+ * here). P4 is quadratic in the decaying count, so a peer that got 2 messages
+ * Rejected by us is below the gossip threshold (no IHAVE/IWANT with it), 4 below
+ * the publish threshold, and the 6th graylists it: everything it sends is
+ * ignored, and as any negative score it is pruned from our meshes. Honest peers
+ * score 0 on the gcn topics.
+ */
+export const GOSSIP_SCORING: Readonly<{ topics: readonly string[]; topic: TopicScoreParams; thresholds: PeerScoreThresholds }> =
+  Object.freeze({
+    topics: Object.freeze([CAPACITY_TOPIC, REGISTRY_BLOCKS_TOPIC, REGISTRY_REPORTS_TOPIC]),
+    topic: Object.freeze({
+      topicWeight: 1,
+      timeInMeshWeight: 0,
+      timeInMeshQuantum: 1_000,
+      timeInMeshCap: 3_600,
+      firstMessageDeliveriesWeight: 0,
+      firstMessageDeliveriesDecay: 0.5,
+      firstMessageDeliveriesCap: 2_000,
+      meshMessageDeliveriesWeight: 0,
+      meshMessageDeliveriesDecay: 0.5,
+      meshMessageDeliveriesCap: 100,
+      meshMessageDeliveriesThreshold: 20,
+      meshMessageDeliveriesWindow: 10,
+      meshMessageDeliveriesActivation: 5_000,
+      meshFailurePenaltyWeight: 0,
+      meshFailurePenaltyDecay: 0.5,
+      invalidMessageDeliveriesWeight: -3.2,
+      invalidMessageDeliveriesDecay: 0.99972
+    }),
+    // gossipsub's defaults (defaultPeerScoreThresholds).
+    thresholds: Object.freeze({
+      gossipThreshold: -10,
+      publishThreshold: -50,
+      graylistThreshold: -80,
+      acceptPXThreshold: 10,
+      opportunisticGraftThreshold: 20
+    })
+  })
 
 /** Settings that only make sense when every peer is on one host. */
 function localProfileOptions(): {
@@ -188,7 +242,12 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
       pubsub: gossipsub({
         // Adverts are published on a timer whether or not anyone listens yet.
         allowPublishToZeroTopicPeers: true,
-        ...(local?.gossip ?? {})
+        ...local?.gossip,
+        scoreParams: {
+          ...local?.gossip.scoreParams,
+          topics: Object.fromEntries(GOSSIP_SCORING.topics.map(topic => [topic, { ...GOSSIP_SCORING.topic }]))
+        },
+        scoreThresholds: { ...GOSSIP_SCORING.thresholds }
       })
     }
   }

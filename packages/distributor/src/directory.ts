@@ -1,18 +1,20 @@
 import {
   ADVERT_PROTOCOL,
   AdvertEnvelopeCodec,
+  advertStaleness,
+  CAPACITY_GOSSIP_DEFAULTS,
   CAPACITY_TOPIC,
   type CapacityAdvert,
-  CapacityAdvertCodec,
+  capacityTopicValidator,
   createFramedStream,
   type GcnNode,
   type Logger,
   type ModelInfo,
   modelCid,
-  openEnvelope,
-  type SignedEnvelope
+  openCapacityAdvert,
+  type SignedEnvelope,
+  type VerifiedAdvert
 } from '@gcn/core'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PublicKey } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { InvalidAdvertError } from './errors.js'
@@ -31,7 +33,7 @@ export interface DirectoryInit {
 }
 
 export const DIRECTORY_DEFAULTS = Object.freeze({
-  maxAdvertAgeMs: 30_000,
+  maxAdvertAgeMs: CAPACITY_GOSSIP_DEFAULTS.maxAdvertAgeMs,
   expireAfterMs: 15_000,
   ewmaAlpha: 0.3,
   banAfterProofFailures: 3,
@@ -78,8 +80,9 @@ export interface SupplierEntry {
 /**
  * The distributor's view of suppliers, fed by signed gossip adverts (checked
  * in a gossipsub validator that rejects — and so penalises the sender for —
- * unsigned, forged, stale, replayed or malformed adverts), by direct advert
- * queries, and by DHT provider lookups for models not heard of yet.
+ * unsigned, forged or malformed adverts, and ignores stale, replayed or banned
+ * ones), by direct advert queries, and by DHT provider lookups for models not
+ * heard of yet.
  */
 export class SupplierDirectory {
   private readonly init: Required<DirectoryInit>
@@ -106,18 +109,12 @@ export class SupplierDirectory {
 
   start(): void {
     const pubsub = this.components.node.libp2p.services.pubsub
-    pubsub.topicValidators.set(CAPACITY_TOPIC, async (from, message) => {
-      try {
-        const advert = await this.verify(message.data)
-        // Relaying is fine, but only the advertised peer may author its advert,
-        // so nobody can re-inject someone else's (signed) advert under their name.
-        if (message.type !== 'signed' || message.from.toString() !== advert.peerId) return TopicValidatorResult.Reject
-        return TopicValidatorResult.Accept
-      } catch (err) {
-        this.log.debug('advert rejected', { from: from.toString(), err })
-        return TopicValidatorResult.Reject
-      }
-    })
+    // Malformed, forged or re-authored adverts are Rejected (their sender penalised);
+    // stale, replayed and banned ones are Ignored (a relay need not know of them).
+    pubsub.topicValidators.set(
+      CAPACITY_TOPIC,
+      capacityTopicValidator({ maxAdvertAgeMs: this.init.maxAdvertAgeMs, admit: advert => this.excluded(advert), logger: this.log })
+    )
     pubsub.addEventListener('message', this.onMessage as never)
     pubsub.subscribe(CAPACITY_TOPIC)
   }
@@ -136,21 +133,27 @@ export class SupplierDirectory {
   }
 
   /** Decodes and checks an advert envelope without storing it; throws on anything wrong. */
-  async verify(data: Uint8Array): Promise<CapacityAdvert & { publicKey: PublicKey; signer: PeerId }> {
-    const envelope = AdvertEnvelopeCodec.decode(data)
-    const opened = await openEnvelope(envelope, CAPACITY_TOPIC)
-    const advert = CapacityAdvertCodec.decode(opened.payload)
-    if (advert.peerId !== opened.signer.toString()) throw new InvalidAdvertError('advert signed by another peer than it names')
-    if (this.banned.has(advert.peerId)) throw new InvalidAdvertError('advert from a supplier banned for failed proofs')
-    const age = Date.now() - advert.timestampMs
-    if (age > this.init.maxAdvertAgeMs || age < -this.init.maxAdvertAgeMs) throw new InvalidAdvertError(`stale advert (age ${age} ms)`)
-    this.assertNotReplayed(advert.peerId, advert.seq)
-    return { ...advert, publicKey: opened.publicKey, signer: opened.signer }
+  async verify(data: Uint8Array): Promise<VerifiedAdvert> {
+    const advert = await openCapacityAdvert(data)
+    const excluded = advertStaleness(advert, this.init.maxAdvertAgeMs) ?? this.excluded(advert)
+    if (excluded !== undefined) throw new InvalidAdvertError(excluded)
+    return advert
+  }
+
+  /** Why this directory does not take an otherwise valid advert (banned supplier, replay), or undefined. */
+  private excluded(advert: CapacityAdvert): string | undefined {
+    if (this.banned.has(advert.peerId)) return 'advert from a supplier banned for failed proofs'
+    return this.replayed(advert.peerId, advert.seq)
+  }
+
+  private replayed(peerId: string, seq: number): string | undefined {
+    const last = this.lastSeq.get(peerId)
+    return last !== undefined && seq < last ? 'replayed advert (sequence number went back)' : undefined
   }
 
   private assertNotReplayed(peerId: string, seq: number): void {
-    const last = this.lastSeq.get(peerId)
-    if (last !== undefined && seq < last) throw new InvalidAdvertError('replayed advert (sequence number went back)')
+    const replayed = this.replayed(peerId, seq)
+    if (replayed !== undefined) throw new InvalidAdvertError(replayed)
   }
 
   /** Verifies and records an advert envelope (gossip or direct query). */

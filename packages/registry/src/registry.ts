@@ -3,9 +3,11 @@ import {
   type BlockClock,
   BlockSummariesCodec,
   type BlockSummary,
+  checkRegistryGossipSender,
   createFramedStream,
   GcnError,
   type GcnNode,
+  gossipValidator,
   LIMITS,
   type Logger,
   parseRegistryPeers,
@@ -184,6 +186,14 @@ export class Registry {
     })
     await libp2p.handle(REGISTRY_REPLICATE_PROTOCOL, (stream, connection) => this.serveWrites(stream, connection, true))
     await libp2p.handle(REGISTRY_SYNC_PROTOCOL, (stream, connection) => this.serveSync(stream, connection))
+    // Only registry peers publish (and relay) block summaries, each naming itself: anything else is Rejected.
+    libp2p.services.pubsub.topicValidators.set(
+      REGISTRY_BLOCKS_TOPIC,
+      gossipValidator(
+        (from, message) => checkRegistryGossipSender(from, message, this.peerIds, BlockSummariesCodec.decode(message.data).registryPeerId),
+        this.log
+      )
+    )
     libp2p.services.pubsub.subscribe(REGISTRY_BLOCKS_TOPIC)
     libp2p.services.pubsub.addEventListener('message', this.onGossip as never)
     for (const peer of this.peers) {
@@ -207,6 +217,7 @@ export class Registry {
     this.timers.length = 0
     const { libp2p } = this.components.node
     libp2p.services.pubsub.removeEventListener('message', this.onGossip as never)
+    libp2p.services.pubsub.topicValidators.delete(REGISTRY_BLOCKS_TOPIC)
     await libp2p.unhandle([REGISTRY_SUBMIT_PROTOCOL, REGISTRY_REPLICATE_PROTOCOL, REGISTRY_SYNC_PROTOCOL])
     for (const s of this.replicaStreams.values()) void s.then(x => x.close()).catch(() => undefined)
     this.replicaStreams.clear()

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto'
 import {
   type BlockClock,
+  checkRegistryGossipSender,
   type DayReportSignature,
   DayReportSignatureCodec,
   type GcnNode,
+  gossipValidator,
   type Logger,
   plainBytes,
   REGISTRY_REPORTS_TOPIC
@@ -120,6 +122,16 @@ export class Settler {
   async start(): Promise<void> {
     await this.refreshSigners()
     const pubsub = this.components.node.libp2p.services.pubsub
+    // Only registry peers publish (and relay) report signatures, each naming itself: anything else is Rejected.
+    const registryPeers = new Set(this.components.registryPeers.map(p => p.toString()))
+    pubsub.topicValidators.set(
+      REGISTRY_REPORTS_TOPIC,
+      gossipValidator(
+        (from, message) =>
+          checkRegistryGossipSender(from, message, registryPeers, DayReportSignatureCodec.decode(message.data).registryPeerId),
+        this.log
+      )
+    )
     pubsub.subscribe(REGISTRY_REPORTS_TOPIC)
     pubsub.addEventListener('message', this.onGossip as never)
     this.timer = setInterval(() => void this.tick(), this.components.clock.blockMs)
@@ -141,6 +153,7 @@ export class Settler {
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.components.node.libp2p.services.pubsub.removeEventListener('message', this.onGossip as never)
+    this.components.node.libp2p.services.pubsub.topicValidators.delete(REGISTRY_REPORTS_TOPIC)
   }
 
   /** The EVM address this peer signs reports with. */
