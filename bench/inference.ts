@@ -19,6 +19,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 20)
 const WARMUP = 3
 const MAX_TOKENS = 64
 const CAPACITY_SECONDS = Number(process.env.BENCH_CAPACITY_SECONDS ?? 15)
+/** Registry peers the latency devnet runs (BENCH_LATENCY_REGISTRIES; default 3, as `npm start`). */
+const LATENCY_REGISTRIES = Number(process.env.BENCH_LATENCY_REGISTRIES ?? 3)
 const log = createLogger({ level: 'warn' })
 
 interface Sample {
@@ -69,7 +71,10 @@ async function latencyVsDirect(): Promise<string> {
     '--data-dir',
     join(DATA, 'devnet-small'),
     '--api-key',
-    'bench-key'
+    'bench-key',
+    // Registries (and their chain) are off the request path; on this 2-core box they only compete for CPU.
+    '--registries',
+    String(LATENCY_REGISTRIES)
   ])
   const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
   const input: InferenceInput = { kind: 'chat', messages }
@@ -109,7 +114,7 @@ async function latencyVsDirect(): Promise<string> {
         `| ${r.name} | ${fmt(r.ttftP50, 2)} | ${fmt(r.ttftP99, 2)} | ${fmt(r.totalP50)} | ${fmt(r.totalP99)} | ${fmt(r.tokensPerRun)} | ${fmt(r.tokensPerSecond)} |`
     )
     .join('\n')
-  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, 1 thread, 1 slot)
+  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, 1 thread, 1 slot, ${LATENCY_REGISTRIES} registry peers running)
 
 | path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | tokens/run | tokens/s |
 | --- | --- | --- | --- | --- | --- | --- |

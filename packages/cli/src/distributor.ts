@@ -227,6 +227,7 @@ export async function runDistributor(argv: string[]): Promise<number> {
     await status.close()
     await gateway.stop()
     standing?.stop()
+    router.stop()
     await router.settled()
     await receipts?.stop()
     await outbox?.stop({ flushMs: 10_000 })

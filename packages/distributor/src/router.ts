@@ -16,6 +16,7 @@ import type { SupplierDirectory, SupplierEntry } from './directory.js'
 import { InvalidRequestError, NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
 import type { ProofReferee, RescoreJob, VerdictEvent } from './referee.js'
 import { runTask, type TaskDone } from './task-client.js'
+import { TASK_STREAMS_DEFAULTS, TaskStreams } from './task-streams.js'
 
 /** Supplier refusals that are the request's fault: the client gets a 400, not a retry elsewhere. */
 function clientErrorFor(err: TaskFailedError): GcnError | undefined {
@@ -102,6 +103,8 @@ export interface RouterInit {
   checkAllUntilVerified?: number
   /** Time the referee has to re-score one answer. */
   checkTimeoutMs?: number
+  /** A spare task stream to a supplier is used within this long of opening; 0 dials a stream per task (see TaskStreams). */
+  spareStreamTtlMs?: number
 }
 
 export const ROUTER_DEFAULTS = Object.freeze({
@@ -113,7 +116,8 @@ export const ROUTER_DEFAULTS = Object.freeze({
   defaultTtftMs: 50,
   proofSampleRate: 0.1,
   checkAllUntilVerified: 20,
-  checkTimeoutMs: 60_000
+  checkTimeoutMs: 60_000,
+  spareStreamTtlMs: TASK_STREAMS_DEFAULTS.spareTtlMs
 })
 
 export interface RouterComponents {
@@ -140,6 +144,7 @@ export class TaskRouter implements InferenceBackend {
   private readonly init: Required<RouterInit>
   private readonly log: Logger
   private readonly random: () => number
+  private readonly streams?: TaskStreams
   /** sessionId → supplier peer id, in insertion order for LRU eviction. */
   private readonly sessions = new Map<string, string>()
   /** Counters for metrics and the dashboard. */
@@ -155,6 +160,14 @@ export class TaskRouter implements InferenceBackend {
     this.init = { ...ROUTER_DEFAULTS, ...init }
     this.log = components.logger.child('router')
     this.random = components.random ?? Math.random
+    if (this.init.spareStreamTtlMs > 0) {
+      this.streams = new TaskStreams({ spareTtlMs: this.init.spareStreamTtlMs }, { node: components.node, logger: components.logger })
+    }
+  }
+
+  /** Drops the spare task streams (the node closes everything else). */
+  stop(): void {
+    this.streams?.stop()
   }
 
   /** Called for every proof verdict (re-scoring and always-on failures). */
@@ -371,7 +384,8 @@ export class TaskRouter implements InferenceBackend {
       try {
         for await (const event of runTask(this.components.node, supplier, model.id, request, {
           signal,
-          deadlineMs: Date.now() + this.init.taskTimeoutMs
+          deadlineMs: Date.now() + this.init.taskTimeoutMs,
+          ...(this.streams === undefined ? {} : { streams: this.streams })
         })) {
           if (firstAt === undefined) {
             firstAt = performance.now()

@@ -28,6 +28,7 @@ import {
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { SupplierEntry } from './directory.js'
 import { TaskFailedError } from './errors.js'
+import type { TaskStreams } from './task-streams.js'
 
 const FINISH: Partial<Record<WireFinishReason, FinishReason>> = {
   [WireFinishReason.STOP]: 'stop',
@@ -67,7 +68,12 @@ export async function* runTask(
   supplier: SupplierEntry,
   modelId: string,
   request: InferenceRequest,
-  options: { signal: AbortSignal; deadlineMs: number }
+  options: {
+    signal: AbortSignal
+    deadlineMs: number
+    /** Task streams with a ready spare per supplier; without it each task dials its own. */
+    streams?: TaskStreams
+  }
 ): AsyncGenerator<InferenceEvent, void, undefined> {
   const taskId = randomBytes(16)
   const responseKey = randomBytes(RESPONSE_KEY_BYTES)
@@ -97,8 +103,10 @@ export async function* runTask(
   } as TaskRequest
   const sealedRequest = seal(supplier.publicKey, TaskRequestCodec.encode(wireRequest), { context: taskId })
   const target: Multiaddr[] | typeof supplier.peerId = supplier.addrs.length > 0 ? supplier.addrs : supplier.peerId
-  // Optimistic protocol select: the proposal travels with TaskOpen, saving a round trip.
-  const stream = await node.libp2p.dialProtocol(target, TASK_PROTOCOL, { signal: options.signal, negotiateFully: false })
+  const stream =
+    options.streams !== undefined
+      ? await options.streams.take(supplier, options.signal)
+      : await node.libp2p.dialProtocol(target, TASK_PROTOCOL, { signal: options.signal })
   const framed = createFramedStream(stream)
   const onAbort = (): void => framed.abort(new AbortedError('task cancelled'))
   options.signal.addEventListener('abort', onAbort, { once: true })
