@@ -27,7 +27,7 @@ import { GcnApiError, GcnClient } from '@gcn/sdk'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { expect } from 'chai'
 import { type Address, type Hex, keccak256, pad, toBytes } from 'viem'
-import { makeTestModel, type TestModel } from './helpers/network.js'
+import { listModels, makeTestModel, type TestModel } from './helpers/network.js'
 import { gcn, killAll, type Proc, waitFor } from './helpers/procs.js'
 import { clockArgs, type ReceiptJson, startBootstrap } from './helpers/registry.js'
 import {
@@ -209,11 +209,7 @@ describe(`fault-injection soak (${Math.round(SOAK_MS / 1000)} s, seed ${SEED}): 
       distributorStatusUrl = (await distributor.waitForLine(/^status: (http:\/\/\S+)$/))[1]!
       await waitFor(
         'the gateway to list the model with every supplier',
-        async () => {
-          const res = await fetch(`${gatewayUrl}/models`, { headers: { authorization: `Bearer ${apiKey}` } })
-          const body = (await res.json()) as { data?: Array<{ gcn?: { suppliers?: number } }> }
-          return (body.data?.[0]?.gcn?.suppliers ?? 0) >= SUPPLIERS
-        },
+        async () => ((await listModels(gatewayUrl, apiKey))?.[0]?.gcn?.suppliers ?? 0) >= SUPPLIERS,
         60_000,
         200
       )
