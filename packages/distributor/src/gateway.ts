@@ -600,29 +600,36 @@ class HttpGateway implements Gateway {
   ): Promise<void> {
     const { endpoint, includeUsage } = parsed
     let open = false
-    const send = async (data: unknown): Promise<void> => {
+    /** Events waiting to go out with the next write (the opening role chunk rides with the first token). */
+    const pending: unknown[] = []
+    const send = async (data?: unknown): Promise<void> => {
       if (signal.aborted) throw signal.reason
-      // One write per event, flushed at once (no Nagle); wait only if the client reads slowly.
-      if (!res.write(`data: ${JSON.stringify(data)}\n\n`)) await once(res, 'drain', { signal })
+      if (data !== undefined) pending.push(data)
+      if (pending.length === 0) return
+      const text = pending.map(d => `data: ${JSON.stringify(d)}\n\n`).join('')
+      pending.length = 0
+      // One write per event (or per first token with the role chunk), flushed at once (no Nagle);
+      // wait only if the client reads slowly.
+      if (!res.write(text)) await once(res, 'drain', { signal })
     }
-    const openStream = async (): Promise<void> => {
+    const openStream = (): void => {
       open = true
       this.counters.activeStreams++
       req.socket.setNoDelay(true)
       res.writeHead(200, { ...SSE_HEADERS, 'X-Request-Id': meta.id })
-      if (endpoint === 'chat') await send(streamChunk(endpoint, meta, { role: 'assistant', content: '' }, includeUsage))
+      if (endpoint === 'chat') pending.push(streamChunk(endpoint, meta, { role: 'assistant', content: '' }, includeUsage))
     }
     try {
       for await (const event of this.components.backend.stream(request, { signal })) {
         if (signal.aborted) throw signal.reason
         if (event.type === 'delta') {
-          if (!open) await openStream()
+          if (!open) openStream()
           if (event.text.length > 0) await send(streamChunk(endpoint, meta, { content: event.text }, includeUsage))
           continue
         }
         // Checked before the headers go out, so a failed task without output still gets an HTTP status.
         const done = this.checkDone(event)
-        if (!open) await openStream()
+        if (!open) openStream()
         this.account(ctx, done)
         const finish = toOpenAiFinishReason(done.finishReason)
         await send(
