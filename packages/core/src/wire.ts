@@ -51,6 +51,7 @@ import {
   TaskRequest,
   Usage
 } from './pb/gcn.js'
+import { scanReceiptBatch } from './wire-receipts.js'
 
 // ChatMessage and Usage are renamed: inference.ts owns those names for the engine-facing types.
 export type {
@@ -210,6 +211,12 @@ export interface MessageCodec<T> {
   decode(bytes: Uint8Array | Uint8ArrayList): T
   /** Schema check alone (e.g. before sealing a TaskRequest); throws InvalidMessageError. */
   validate(msg: T): void
+  /**
+   * The schema admits only ASCII strings and the message has no packed repeated
+   * fields, so whatever decode() returns re-encodes to at most the input's size:
+   * decode() needs no re-encoding to keep "whatever decode returns, encode accepts".
+   */
+  readonly asciiOnly: boolean
 }
 
 // ---------------------------------------------------------------------------
@@ -606,13 +613,20 @@ function runCheck(name: string, check: Check, msg: unknown): void {
   }
 }
 
+interface CodecOptions {
+  /** See MessageCodec.asciiOnly; the wire fuzz spec checks it for every codec that sets it. */
+  asciiOnly?: boolean
+}
+
 function defineCodec<T>(
   name: string,
   maxBytes: number,
   generated: Generated<T>,
   check: Check,
-  limits?: DecodeOptions<T>['limits']
+  limits?: DecodeOptions<T>['limits'],
+  options: CodecOptions = {}
 ): MessageCodec<T> {
+  const { asciiOnly = false } = options
   const decodeOptions = limits === undefined ? undefined : { limits }
   const encodeChecked = (msg: T): Uint8Array => {
     runCheck(name, check, msg)
@@ -627,6 +641,7 @@ function defineCodec<T>(
   return Object.freeze({
     name,
     maxBytes,
+    asciiOnly,
     encode: encodeChecked,
     validate(msg: T): void {
       runCheck(name, check, msg)
@@ -644,8 +659,11 @@ function defineCodec<T>(
       runCheck(name, check, msg)
       // protons' lenient UTF-8 reader can turn one stray byte into a 3-byte character,
       // so only an input above a third of the cap can re-encode past it; check those
-      // by encoding, which keeps "whatever decode returns, encode accepts" true.
-      if (size * 3 + 64 > maxBytes) {
+      // by encoding, which keeps "whatever decode returns, encode accepts" true. Where
+      // the schema admits only ASCII, each character decoded came from at least one
+      // input byte and every other field re-encodes no larger (defaults are omitted,
+      // varints minimal, unknown fields dropped): nothing to check.
+      if (!asciiOnly && size * 3 + 64 > maxBytes) {
         const reencoded = generated.encode(msg).byteLength
         if (reencoded > maxBytes) throw new InvalidMessageError(`${name}: re-encodes to ${reencoded} bytes (invalid UTF-8?)`)
       }
@@ -677,30 +695,92 @@ export const TaskChunkCodec = defineCodec<TaskChunk>('TaskChunk', LIMITS.taskChu
   tokenIds: L.tokenIdsPerChunk
 })
 export const TaskFrameCodec = defineCodec<TaskFrame>('TaskFrame', LIMITS.taskFrame, TaskFrame, taskFrame)
-export const ReceiptCodec = defineCodec<Receipt>('Receipt', LIMITS.receipt, Receipt, receipt)
+export const ReceiptCodec = defineCodec<Receipt>('Receipt', LIMITS.receipt, Receipt, receipt, undefined, { asciiOnly: true })
 export const BlockConfirmationCodec = defineCodec<BlockConfirmation>(
   'BlockConfirmation',
   LIMITS.blockConfirmation,
   BlockConfirmation,
   blockConfirmation,
-  { taskIds: L.taskIdsPerConfirmation }
+  { taskIds: L.taskIdsPerConfirmation },
+  { asciiOnly: true }
 )
 
-export const ReceiptBatchCodec = defineCodec<ReceiptBatch>('ReceiptBatch', LIMITS.receiptBatch, ReceiptBatch, receiptBatch, {
-  receipts: L.receiptsPerBatch
-})
-export const RegistryWriteCodec = defineCodec<RegistryWrite>('RegistryWrite', LIMITS.registryWrite, RegistryWrite, registryWrite)
+/** protons' ReceiptBatch with the canonical-encoding fast path of wire-receipts.ts in front of its decoder. */
+const receiptBatchParser: Generated<ReceiptBatch> = {
+  encode: ReceiptBatch.encode,
+  decode: (input, opts) =>
+    (input instanceof Uint8Array ? scanReceiptBatch(input, L.receiptsPerBatch)?.batch : undefined) ?? ReceiptBatch.decode(input, opts)
+}
+
+export const ReceiptBatchCodec = defineCodec<ReceiptBatch>(
+  'ReceiptBatch',
+  LIMITS.receiptBatch,
+  receiptBatchParser,
+  receiptBatch,
+  { receipts: L.receiptsPerBatch },
+  { asciiOnly: true }
+)
+
+export interface DecodedReceiptBatch {
+  batch: ReceiptBatch
+  /**
+   * When the input was a canonical encoding (what protons writes): each
+   * receipt's bytes within it, equal to `Receipt.encode(receipt)`, as views into
+   * the input. Undefined otherwise.
+   */
+  encodings?: Uint8Array[]
+}
+
+/**
+ * ReceiptBatchCodec.decode (same size cap, parse and schema, same errors) that
+ * also hands back each receipt's encoding when it is at hand, so a registry can
+ * hash receipts (billing.ts receiptHash) without encoding them again.
+ */
+export function decodeReceiptBatch(input: Uint8Array): DecodedReceiptBatch {
+  if (input.byteLength <= ReceiptBatchCodec.maxBytes) {
+    const scanned = scanReceiptBatch(input, L.receiptsPerBatch)
+    if (scanned !== undefined) {
+      // A canonical input re-encodes to itself, so the size cap holds for the re-encoding too.
+      ReceiptBatchCodec.validate(scanned.batch)
+      return scanned
+    }
+  }
+  return { batch: ReceiptBatchCodec.decode(input) }
+}
+
+export const RegistryWriteCodec = defineCodec<RegistryWrite>(
+  'RegistryWrite',
+  LIMITS.registryWrite,
+  RegistryWrite,
+  registryWrite,
+  undefined,
+  { asciiOnly: true }
+)
 export const RegistryAckCodec = defineCodec<RegistryAck>('RegistryAck', LIMITS.registryAck, RegistryAck, registryAck)
-export const BlockSummariesCodec = defineCodec<BlockSummaries>('BlockSummaries', LIMITS.blockSummaries, BlockSummaries, blockSummaries, {
-  blocks: L.blockSummariesPerMessage
-})
-export const SyncRequestCodec = defineCodec<SyncRequest>('SyncRequest', LIMITS.syncRequest, SyncRequest, syncRequest, {
-  items: { have: L.haveIdsPerSync }
-})
-export const SyncResponseCodec = defineCodec<SyncResponse>('SyncResponse', LIMITS.syncResponse, SyncResponse, syncResponse, {
-  spans: L.spansPerResponse,
-  envelopes: L.envelopesPerResponse
-})
+export const BlockSummariesCodec = defineCodec<BlockSummaries>(
+  'BlockSummaries',
+  LIMITS.blockSummaries,
+  BlockSummaries,
+  blockSummaries,
+  { blocks: L.blockSummariesPerMessage },
+  { asciiOnly: true }
+)
+export const SyncRequestCodec = defineCodec<SyncRequest>(
+  'SyncRequest',
+  LIMITS.syncRequest,
+  SyncRequest,
+  syncRequest,
+  { items: { have: L.haveIdsPerSync } },
+  { asciiOnly: true }
+)
+export const SyncResponseCodec = defineCodec<SyncResponse>(
+  'SyncResponse',
+  LIMITS.syncResponse,
+  SyncResponse,
+  syncResponse,
+  { spans: L.spansPerResponse, envelopes: L.envelopesPerResponse },
+  { asciiOnly: true }
+)
 
 export const DayReportSignatureCodec = defineCodec<DayReportSignature>(
   'DayReportSignature',
@@ -753,7 +833,14 @@ export function createEnvelopeCodec(options: EnvelopeCodecOptions): MessageCodec
     publicKey: bytes(1, L.publicKeyBytes),
     signature: bytes(1, L.signatureBytes)
   })
-  return defineCodec<SignedEnvelope>(options.name ?? 'SignedEnvelope', maxPayloadBytes + LIMITS.envelopeOverhead, SignedEnvelope, schema)
+  return defineCodec<SignedEnvelope>(
+    options.name ?? 'SignedEnvelope',
+    maxPayloadBytes + LIMITS.envelopeOverhead,
+    SignedEnvelope,
+    schema,
+    undefined,
+    { asciiOnly: true }
+  )
 }
 
 /** Any signed payload up to a BlockConfirmation. */

@@ -8,7 +8,7 @@
  * same roots however the items reached them.
  */
 
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 
 const CONFIRMED_TAG = Buffer.from('gcn/confirmed/1', 'utf8')
 const ZERO = Buffer.from([0])
@@ -27,6 +27,7 @@ export function blockRoot(leaves: readonly Uint8Array[]): Uint8Array {
   if (leaves.length === 0) return new Uint8Array(0)
   let level: Uint8Array[] = leaves.slice().sort(compareBytes)
   if (level.length === 1) return Uint8Array.from(level[0]!)
+  if (level.every(leaf => leaf.byteLength === HASH_BYTES)) return packedRoot(level)
   while (level.length > 1) {
     const next: Uint8Array[] = new Array(Math.ceil(level.length / 2))
     let j = 0
@@ -40,6 +41,33 @@ export function blockRoot(leaves: readonly Uint8Array[]): Uint8Array {
     level = next
   }
   return level[0]!
+}
+
+const HASH_BYTES = 32
+
+/**
+ * blockRoot over two or more sorted 32-byte leaves (every ledger leaf is a
+ * sha256), each level packed into one buffer: a node is one one-shot sha256 of
+ * 64 contiguous bytes, where hashing pairs of separate arrays costs a Hash
+ * object each.
+ */
+function packedRoot(sorted: readonly Uint8Array[]): Uint8Array {
+  let n = sorted.length
+  let level = Buffer.allocUnsafe(n * HASH_BYTES)
+  for (let i = 0; i < n; i++) level.set(sorted[i]!, i * HASH_BYTES)
+  while (n > 1) {
+    const pairs = n >> 1
+    const next = Buffer.allocUnsafe((n - pairs) * HASH_BYTES)
+    for (let i = 0; i < pairs; i++) {
+      next.set(hash('sha256', level.subarray(2 * i * HASH_BYTES, (2 * i + 2) * HASH_BYTES), 'buffer'), i * HASH_BYTES)
+    }
+    // an odd last node is promoted unchanged
+    if (n % 2 === 1) level.copy(next, pairs * HASH_BYTES, (n - 1) * HASH_BYTES, n * HASH_BYTES)
+    level = next
+    n -= pairs
+  }
+  // its own 32-byte array, not a view into allocUnsafe's shared pool
+  return Uint8Array.from(level)
 }
 
 /**

@@ -28,7 +28,7 @@ import {
 } from '@gcn/core'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { BlockOutOfRangeError, QuorumNotReachedError, UnknownSignerError } from './errors.js'
-import type { BlockSummaryRow, InsertOutcome, Ledger, LedgerItem } from './ledger.js'
+import type { BlockSummaryRow, InsertOutcome, Ledger, LedgerItem, SummaryStaleness } from './ledger.js'
 import { errorCode, type VerifyPolicy, verifyEncodedEnvelope, verifyEnvelope } from './verify.js'
 
 export interface RegistryInit {
@@ -108,6 +108,16 @@ const FETCHES_PER_TICK = 8
 const LEAF_SPAN = 64
 
 /**
+ * Anti-entropy compares, for blocks that still take direct writes, a summary
+ * computed up to this long ago even if writes have changed the block since: a
+ * block being written differs between peers anyway (writes in flight), and one
+ * round asks for it at three levels, each of which would otherwise hash all its
+ * leaves again, on both sides. Older blocks (those the settler compiles) are
+ * always compared exactly.
+ */
+const SYNC_SUMMARY_MAX_STALE_MS = 1_000
+
+/**
  * A registry peer: accepts signed receipt batches and block confirmations on
  * /gcn/registry/submit/1.0.0, stores them durably (group-committed SQLite
  * transactions), copies each write to the other registry peers before
@@ -131,6 +141,11 @@ export class Registry {
   lastSyncCompletedAt = 0
   /** Blocks a peer's gossip says differ from ours: block → peer to fetch from. */
   private readonly suspects = new Map<number, string>()
+  /**
+   * Block fetches in flight, by block. A gossip suspect already being fetched is skipped: both fetches
+   * would ask for what is missing at their start, and be sent (and verify) the same envelopes twice.
+   */
+  private readonly blockFetches = new Map<number, number>()
   private readonly timers: Array<ReturnType<typeof setInterval>> = []
   private readonly openStreams = new Set<Stream>()
   private syncing = false
@@ -417,10 +432,15 @@ export class Registry {
   private onBlockTick(): void {
     if (!this.started) return
     this.publishSummaries()
+    // An anti-entropy round in progress fetches every block that differs: the suspects wait for it to end
+    // (fetching them alongside would have both fetches sent, and verify, the same envelopes).
+    if (this.syncing) return
     // A few block fetches per tick; the rest wait (anti-entropy covers them too).
     const suspects = [...this.suspects].slice(0, FETCHES_PER_TICK)
     for (const [block] of suspects) this.suspects.delete(block)
     for (const [block, peer] of suspects) {
+      // Still being fetched since an earlier tick: that fetch brings what we lack.
+      if (this.blockFetches.has(block)) continue
       const target = this.peers.find(p => p.peerId.toString() === peer)
       if (target !== undefined) void this.fetchBlock(target, block).catch(err => this.log.debug('block fetch failed', { peer, block, err }))
     }
@@ -496,7 +516,9 @@ export class Registry {
       if (request.spans !== undefined) {
         const { fromBlock, toBlock, span } = request.spans
         const to = Math.min(toBlock, fromBlock + span * 4096 - 1)
-        const spans = ledger.spans(fromBlock, to, span).map(s => ({ blockHeight: s.blockHeight, count: s.count, root: plainBytes(s.root) }))
+        const spans = ledger
+          .spans(fromBlock, to, span, this.syncStaleness())
+          .map(s => ({ blockHeight: s.blockHeight, count: s.count, root: plainBytes(s.root) }))
         await framed.write(SyncResponseCodec, { spans, envelopes: [] })
       } else if (request.items !== undefined) {
         const have = new Set(request.items.have.map(hex))
@@ -544,6 +566,17 @@ export class Registry {
 
   /** Fetches and stores the envelopes of `block` that `peer` holds and we lack; returns how many were new. */
   async fetchBlock(peer: RegistryPeer, block: number): Promise<number> {
+    this.blockFetches.set(block, (this.blockFetches.get(block) ?? 0) + 1)
+    try {
+      return await this.fetchMissing(peer, block)
+    } finally {
+      const left = (this.blockFetches.get(block) ?? 1) - 1
+      if (left > 0) this.blockFetches.set(block, left)
+      else this.blockFetches.delete(block)
+    }
+  }
+
+  private async fetchMissing(peer: RegistryPeer, block: number): Promise<number> {
     const signal = AbortSignal.timeout(60_000)
     const framed = await this.openSync(peer, signal)
     let added = 0
@@ -570,10 +603,15 @@ export class Registry {
     return added
   }
 
+  /** Blocks still open to direct writes may be compared by a slightly stale summary (SYNC_SUMMARY_MAX_STALE_MS). */
+  private syncStaleness(): SummaryStaleness {
+    return { fromBlock: this.components.clock.blockHeight() - this.init.acceptBlocksBehind, maxMs: SYNC_SUMMARY_MAX_STALE_MS }
+  }
+
   /** Compares range digests with `peer`, narrowing down to the blocks that differ, and fetches what we lack. */
   async reconcile(peer: RegistryPeer, fromBlock: number, toBlock: number, span: number): Promise<number> {
     const remote = await this.remoteSpans(peer, fromBlock, toBlock, span)
-    const local = new Map(this.components.ledger.spans(fromBlock, toBlock, span).map(s => [s.blockHeight, s]))
+    const local = new Map(this.components.ledger.spans(fromBlock, toBlock, span, this.syncStaleness()).map(s => [s.blockHeight, s]))
     let added = 0
     for (const r of remote) {
       const l = local.get(r.blockHeight)

@@ -1,13 +1,13 @@
 import {
   BlockConfirmationCodec,
   CONFIRMATION_PAYLOAD,
+  decodeReceiptBatch,
   envelopeId,
   GcnError,
   openEnvelope,
   RECEIPTS_PAYLOAD,
-  ReceiptBatchCodec,
   receiptCost,
-  receiptHash,
+  receiptHashes,
   type SignedEnvelope,
   SignedEnvelopeCodec,
   verdictFromWire
@@ -36,7 +36,8 @@ export async function verifyEnvelope(envelope: SignedEnvelope, policy: VerifyPol
   if (envelope.payloadType === RECEIPTS_PAYLOAD) {
     const opened = await openEnvelope(envelope, RECEIPTS_PAYLOAD)
     const signer = opened.signer.toString()
-    const batch = ReceiptBatchCodec.decode(opened.payload)
+    const decoded = decodeReceiptBatch(opened.payload)
+    const { batch } = decoded
     if (batch.distributorPeerId !== signer) {
       throw new SignerMismatchError(`receipt batch names distributor ${batch.distributorPeerId} but was signed by ${signer}`)
     }
@@ -45,14 +46,17 @@ export async function verifyEnvelope(envelope: SignedEnvelope, policy: VerifyPol
         hint: 'registry operators list accepted distributors with --distributor PEER_ID'
       })
     }
-    const receipts: ReceiptRow[] = batch.receipts.map(r => {
+    for (const r of batch.receipts) {
       const expected = receiptCost(r.promptTokens, r.completionTokens, r.pricePer1kTokens)
       if (r.cost !== expected || r.cost > MAX_COST) {
         throw new CostMismatchError(`receipt cost ${r.cost} is not ${expected} (tokens × price per 1k, rounded up)`)
       }
+    }
+    const hashes = receiptHashes(decoded)
+    const receipts: ReceiptRow[] = batch.receipts.map((r, i) => {
       return {
         taskId: r.taskId,
-        hash: receiptHash(r),
+        hash: hashes[i]!,
         gameId: r.gameId,
         supplier: r.supplierPeerId,
         distributor: r.distributorPeerId,

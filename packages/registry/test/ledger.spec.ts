@@ -82,6 +82,26 @@ describe('merkle', () => {
     expect(hex(blockRoot([t, s, r, q, p]))).to.equal(hex(sha(sha(sha(p, q), sha(r, s)), t)))
   })
 
+  it('matches a pairwise reference for any number of leaves, and takes leaves of other lengths', () => {
+    // the tree as specified: sort, then sha256(left || right) level by level, an odd last node promoted
+    const reference = (leaves: Uint8Array[]): string => {
+      let level = leaves.slice().sort(Buffer.compare)
+      while (level.length > 1) {
+        const next: Uint8Array[] = []
+        for (let i = 0; i + 1 < level.length; i += 2) next.push(sha(level[i]!, level[i + 1]!))
+        if (level.length % 2 === 1) next.push(level[level.length - 1]!)
+        level = next
+      }
+      return hex(level[0]!)
+    }
+    for (const n of [2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 33, 100, 257]) {
+      const leaves = Array.from({ length: n }, (_, i) => leaf(i))
+      expect(hex(blockRoot(leaves)), `${n} leaves`).to.equal(reference(leaves))
+    }
+    const mixed = [leaf(1), Buffer.from('short'), leaf(2).subarray(0, 31), leaf(3)]
+    expect(hex(blockRoot(mixed))).to.equal(reference(mixed))
+  })
+
   it('does not mutate its input', () => {
     const input = [leaf(3), leaf(1), leaf(2)]
     const before = input.map(hex)
@@ -468,6 +488,40 @@ describe('Ledger', () => {
     expect(l.blockSummary(8).count).to.equal(0)
     l.insert([confirmationItem(8, 'sup-1', [taskId(2)])])
     expect(l.blockSummary(8).count).to.equal(1)
+  })
+
+  it('answers a summary computed up to maxStaleMs ago for a block changed since, and a fresh one otherwise', async () => {
+    const l = ledger()
+    l.insert([receiptsItem(6, [receipt(1, { blockHeight: 6 })])])
+    const s1 = l.blockSummary(6)
+    l.insert([receiptsItem(6, [receipt(2, { blockHeight: 6 })])])
+    // within the window: the summary of before the insert, for blockSummary and spans alike
+    expect(l.blockSummary(6, 60_000)).to.deep.equal(s1)
+    expect(l.spans(0, 9, 10, { fromBlock: 6, maxMs: 60_000 })[0]!.count).to.equal(1)
+    // blocks before stale.fromBlock are always exact
+    expect(l.spans(0, 9, 10, { fromBlock: 7, maxMs: 60_000 })[0]!.count).to.equal(2)
+    // exact callers always see the change (and the fresh summary is cached again)
+    const s2 = l.blockSummary(6)
+    expect(s2.count).to.equal(2)
+    expect(l.blockSummary(6, 60_000)).to.deep.equal(s2)
+    expect(l.spans(0, 9, 10)[0]!.count).to.equal(2)
+    // past the window: recomputed
+    l.insert([receiptsItem(6, [receipt(3, { blockHeight: 6 })])])
+    await new Promise(resolve => setTimeout(resolve, 5))
+    expect(l.blockSummary(6, 1).count).to.equal(3)
+    // a block never summarised is computed whatever the window
+    l.insert([receiptsItem(7, [receipt(4, { blockHeight: 7 })])])
+    expect(l.blockSummary(7, 60_000).count).to.equal(1)
+  })
+
+  it('sums a block with receipts and confirmations as blockRoot over all its leaves', () => {
+    const l = ledger()
+    const rs = [3, 1, 2].map(n => receipt(n, { blockHeight: 9 }))
+    l.insert([receiptsItem(9, rs), confirmationItem(9, 'sup-2', [taskId(7), taskId(8)])])
+    const leaves = [...rs.map(r => r.hash), confirmationLeaf('sup-2', taskId(7)), confirmationLeaf('sup-2', taskId(8))]
+    const s = l.blockSummary(9)
+    expect(s.count).to.equal(5)
+    expect(hex(s.root)).to.equal(hex(blockRoot(leaves)))
   })
 
   it('keeps everything across close and reopen', () => {

@@ -7,6 +7,7 @@ import {
   RECEIPTS_PAYLOAD,
   type Receipt,
   ReceiptBatchCodec,
+  ReceiptCodec,
   receiptCost,
   receiptHash,
   signEnvelope
@@ -18,6 +19,17 @@ import { expect } from 'chai'
 import { verifyEnvelope } from '../src/verify.js'
 
 const idOf = (key: PrivateKey): string => peerIdFromPrivateKey(key).toString()
+const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80)
+    n >>>= 7
+  }
+  out.push(n)
+  return out
+}
 
 function receipt(distributor: string, supplier: string, overrides: Partial<Receipt> = {}): Receipt {
   return {
@@ -79,6 +91,26 @@ describe('verifyEnvelope', () => {
     expect(item.id).to.have.length(32)
     expect(item.receipts.map(r => r.verdict)).to.deep.equal(['verified', 'failed'])
     expect(Buffer.from(item.receipts[0]!.hash).equals(Buffer.from(receiptHash(receipts[0]!)))).to.equal(true)
+  })
+
+  it('hashes every receipt as receiptHash does, whether the batch arrives in canonical form or not', async () => {
+    const receipts = [receipt(distributor, supplier), receipt(distributor, supplier, { gameId: 'game-b' })]
+    const canonical = batch(receipts)
+    // The same batch as another encoder might write it: each receipt ends with promptTokens written
+    // twice, 0 then its value (the last one counts), so the receipts' bytes are not Receipt.encode's.
+    const parts: number[] = [0x0a, ...varint(distributor.length), ...Buffer.from(distributor), 0x10, 7]
+    for (const r of receipts) {
+      const body = [...ReceiptCodec.encode(r), 0x30, 0x00, 0x30, r.promptTokens]
+      parts.push(0x1a, ...varint(body.length), ...body)
+    }
+    parts.push(0x20, 1)
+    const other = Uint8Array.from(parts)
+    expect(Buffer.compare(other, canonical)).to.not.equal(0)
+    for (const payload of [canonical, other]) {
+      const item = await verifyEnvelope(await signEnvelope(distributorKey, RECEIPTS_PAYLOAD, payload), policy)
+      if (item.kind !== 'receipts') throw new Error('not receipts')
+      expect(item.receipts.map(r => hexOf(r.hash))).to.deep.equal(receipts.map(r => hexOf(receiptHash(r))))
+    }
   })
 
   it('gives the same id to the same envelope whatever the sender encoded', async () => {
