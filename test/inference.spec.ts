@@ -380,7 +380,10 @@ describe('inference path (real processes)', function () {
 
     it('frees the supplier slot within 100 ms of the client aborting a stream', async () => {
       const latencies: number[] = []
-      for (let round = 0; round < 5; round++) {
+      // A round whose answer (~0.1-0.5 s of tiny-model tokens) finished before the abort reached the supplier proves
+      // nothing either way (a loaded machine can delay the abort that long): it is repeated, up to 12 rounds for 5.
+      let inconclusive = 0
+      for (let round = 0; round < 12 && latencies.length < 5; round++) {
         // Every slot free before the round starts.
         for (const s of net.suppliers)
           await waitFor(`supplier ${s.index} idle`, async () => {
@@ -425,14 +428,20 @@ describe('inference path (real processes)', function () {
           }
         }
         expect(freeAt, `slot never freed: ${JSON.stringify(last.stats)}`).to.not.equal(undefined)
+        const result = await request
+        if (last.completedTasks !== servingBefore.completedTasks) {
+          // The supplier finished the answer before the abort arrived.
+          inconclusive++
+          continue
+        }
+        // The task was cut, not finished: the client saw an abort, not a whole answer.
+        expect(result).to.be.instanceOf(Error)
         latencies.push(freeAt! - abortedAt)
-        // The task was cut, not finished: no completed task was reported.
-        expect(last.completedTasks).to.equal(servingBefore.completedTasks)
-        expect(await request).to.be.instanceOf(Error)
       }
+      expect(latencies.length, `conclusive rounds (${inconclusive} finished before the abort landed)`).to.be.at.least(3)
       const sorted = [...latencies].sort((a, b) => a - b)
       console.log(
-        `      slot freed after abort (ms, ${sorted.length} rounds): ${latencies.map(l => l.toFixed(1)).join(', ')}; median ${percentile(sorted, 50).toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)}`
+        `      slot freed after abort (ms, ${sorted.length} rounds, ${inconclusive} inconclusive): ${latencies.map(l => l.toFixed(1)).join(', ')}; median ${percentile(sorted, 50).toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)}`
       )
       for (const latency of latencies) expect(latency).to.be.at.most(100)
     })

@@ -402,6 +402,10 @@ export class TaskRouter implements InferenceBackend {
             continue
           }
           const done = event as TaskDone
+          // A task the supplier cut short (its deadline) or failed is no answer: no receipt, and another supplier may try.
+          if (done.finishReason === 'aborted' || done.finishReason === 'error') {
+            throw new TaskFailedError(`the supplier ended the task with finish reason '${done.finishReason}'`, { retryable: true })
+          }
           done.taskId = Buffer.from(done.proof.taskId).toString('hex')
           const task: CompletedTask = {
             taskId: done.proof.taskId,

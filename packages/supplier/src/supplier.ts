@@ -366,8 +366,11 @@ export class Supplier {
             },
             proof.finish()
           )
-          this.completedTasks++
-          this.components.confirmations?.completed(request.taskId)
+          // Only a whole answer is a completed task (and confirmed for payment); an aborted one is not.
+          if (chunk.finishReason === 'stop' || chunk.finishReason === 'length') {
+            this.completedTasks++
+            this.components.confirmations?.completed(request.taskId)
+          }
         }
       }
       await framed.close({ signal: AbortSignal.timeout(5_000) })
