@@ -1,4 +1,4 @@
-import { appendFile, open } from 'node:fs/promises'
+import { type FileHandle, open } from 'node:fs/promises'
 import {
   BlockBatcher,
   type BlockClock,
@@ -52,6 +52,7 @@ export class ConfirmationReporter {
   private readonly batcher: BlockBatcher<Uint8Array>
   private readonly log: Logger
   private signing: Promise<void> = Promise.resolve()
+  private file: FileHandle | undefined
   readonly stats = { tasks: 0, confirmations: 0, resent: 0, recovered: 0 }
 
   constructor(
@@ -108,6 +109,8 @@ export class ConfirmationReporter {
   async stop(): Promise<void> {
     this.batcher.stop()
     await this.signing
+    await this.file?.close()
+    this.file = undefined
   }
 
   /** Records a task this supplier finished serving. */
@@ -120,13 +123,16 @@ export class ConfirmationReporter {
 
   /** Appends to the record in order (after earlier lines and confirmations). */
   private record(line: RecordLine): void {
-    const file = this.init.recordFile
-    if (file === undefined) return
-    this.signing = this.signing.then(() =>
-      appendFile(file, `${JSON.stringify(line)}\n`, { mode: 0o600 }).catch(err =>
-        this.log.error('could not write the task record', { err })
-      )
-    )
+    if (this.init.recordFile === undefined) return
+    this.signing = this.signing.then(() => this.append(line).catch(err => this.log.error('could not write the task record', { err })))
+  }
+
+  /** Writes one record line; only ever called from the `signing` chain, so lines never interleave. */
+  private async append(line: RecordLine): Promise<void> {
+    if (this.init.recordFile === undefined) return
+    // Opened once and kept: a line is written for every completed task.
+    this.file ??= await open(this.init.recordFile, 'a', 0o600)
+    await this.file.write(`${JSON.stringify(line)}\n`)
   }
 
   private send(blockHeight: number, taskIds: Uint8Array[]): void {
@@ -143,13 +149,12 @@ export class ConfirmationReporter {
         this.stats.confirmations++
         // Recorded before it is sent: a restart sends it again if it never got through.
         if (this.init.recordFile !== undefined) {
-          const line: RecordLine = {
+          await this.append({
             t: 'sent',
             block: blockHeight,
             ids: taskIds.map(t => Buffer.from(t).toString('hex')),
             envelope: Buffer.from(SignedEnvelopeCodec.encode(envelope)).toString('base64')
-          }
-          await appendFile(this.init.recordFile, `${JSON.stringify(line)}\n`, { mode: 0o600 })
+          })
         }
         this.components.outbox.enqueue(envelope, `confirmation block ${blockHeight} (${taskIds.length})`)
       } catch (err) {
