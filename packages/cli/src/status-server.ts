@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { type ListeningHttpServer, listenHttp, PROMETHEUS_CONTENT_TYPE } from '@gcn/core'
+import { type ListeningHttpServer, listenHttp, sendMetrics } from '@gcn/core'
 
 export interface StatusHandlers {
   healthy: () => boolean
@@ -27,18 +27,8 @@ export async function startStatusServer(host: string, port: number, handlers: St
     if (path === '/health') return handlers.healthy() ? send(200, { status: 'ok' }) : send(503, { status: 'unhealthy' })
     if (path === '/status') return send(200, handlers.status())
     const metrics = handlers.metrics
-    if (path === '/metrics' && metrics !== undefined) {
-      Promise.resolve()
-        .then(metrics)
-        .then(
-          text => {
-            res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' })
-            res.end(text)
-          },
-          () => send(500, { error: 'metrics collection failed' })
-        )
-      return
-    }
+    if (path === '/metrics' && metrics !== undefined)
+      return sendMetrics(res, metrics, () => send(500, { error: 'metrics collection failed' }))
     send(404, { error: 'not found' })
   })
   return listenHttp(server, host, port)

@@ -1,5 +1,6 @@
-import type { Server } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { PROMETHEUS_CONTENT_TYPE } from './metrics.js'
 
 /** A listening HTTP server, its base URL and a close that also ends keep-alive connections. */
 export interface ListeningHttpServer {
@@ -32,4 +33,14 @@ export async function listenHttp(server: Server, host: string, port: number): Pr
         server.close(() => resolve())
       })
   }
+}
+
+/** Answers a Prometheus scrape with the text `collect` renders; `onError` answers instead when collecting fails. */
+export function sendMetrics(res: ServerResponse, collect: () => string | Promise<string>, onError: (err: unknown) => void): void {
+  Promise.resolve()
+    .then(collect)
+    .then(text => {
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' })
+      res.end(text)
+    }, onError)
 }

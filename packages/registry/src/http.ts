@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { type BlockClock, GcnError, type Logger, listenHttp, PROMETHEUS_CONTENT_TYPE } from '@gcn/core'
+import { type BlockClock, GcnError, type Logger, listenHttp, sendMetrics } from '@gcn/core'
 import { InvalidQueryError } from './errors.js'
 import type { Ledger, LedgerFilter } from './ledger.js'
 
@@ -140,18 +140,10 @@ export async function createQueryServer(init: QueryServerInit, components: Query
   const metrics = components.metrics
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (metrics !== undefined && req.method === 'GET' && new URL(req.url ?? '/', 'http://registry').pathname === '/metrics') {
-      Promise.resolve()
-        .then(metrics)
-        .then(
-          text => {
-            res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' })
-            res.end(text)
-          },
-          err => {
-            log.error('metrics collection failed', { err })
-            json(res, 500, { error: { code: 'ERR_INTERNAL', message: 'metrics collection failed' } })
-          }
-        )
+      sendMetrics(res, metrics, err => {
+        log.error('metrics collection failed', { err })
+        json(res, 500, { error: { code: 'ERR_INTERNAL', message: 'metrics collection failed' } })
+      })
       return
     }
     const [code, body] = answer(req)
