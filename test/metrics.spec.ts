@@ -55,8 +55,13 @@ function parseMetrics(text: string): Map<string, Family> {
       if (lm === null) throw new Error(`bad labels in ${line}`)
       labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c))
     }
-    const value = raw === '+Inf' ? Number.POSITIVE_INFINITY : raw === '-Inf' ? Number.NEGATIVE_INFINITY : Number(raw)
-    if (raw !== 'NaN' && Number.isNaN(value)) throw new Error(`bad value in ${line}`)
+    // As Prometheus reads a value (Go's strconv.ParseFloat): NaN and Inf in any case; prom-client writes a mean of
+    // no samples as "Nan".
+    const special = raw.toLowerCase()
+    const isNaNText = special === 'nan'
+    const value =
+      special === '+inf' || special === 'inf' ? Number.POSITIVE_INFINITY : special === '-inf' ? Number.NEGATIVE_INFINITY : Number(raw)
+    if (!isNaNText && Number.isNaN(value)) throw new Error(`bad value in ${line}`)
     const base = current?.family.type === 'histogram' ? name.replace(/_(bucket|sum|count)$/, '') : name
     if (current?.name !== base) throw new Error(`sample ${name} outside its family`)
     current.family.samples.push({ name, labels, value })
