@@ -26,10 +26,10 @@
  * plaintext (or the sealed bytes) with signPayload when the sender matters.
  */
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { aead } from './aead.js'
 import { DecryptionError, GcnError, InvalidKeyError, InvalidSignatureError } from './errors.js'
 import { x25519 } from './x25519.js'
 
@@ -210,7 +210,7 @@ export function seal(recipient: PublicKey | Uint8Array, plaintext: Uint8Array, o
   const key = deriveKey(shared, eph.publicKey, recipientX, context)
   shared.fill(0)
   try {
-    return concat(header, chacha20poly1305(key, nonce, concat(header, context)).encrypt(plaintext))
+    return concat(header, aead.encrypt(key, nonce, concat(header, context), plaintext))
   } finally {
     key.fill(0)
   }
@@ -259,7 +259,7 @@ export function open(recipient: PrivateKey, sealed: Uint8Array, options?: SealOp
   const key = deriveKey(shared, ephPub, recipientX, context)
   shared.fill(0)
   try {
-    return chacha20poly1305(key, nonce, concat(header, context)).decrypt(sealed.subarray(HEADER_LENGTH))
+    return aead.decrypt(key, nonce, concat(header, context), sealed.subarray(HEADER_LENGTH))
   } catch (err) {
     throw new DecryptionError('sealed box failed authentication', { hint: OPEN_HINT, cause: err })
   } finally {

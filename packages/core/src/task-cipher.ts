@@ -1,4 +1,4 @@
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { aead } from './aead.js'
 import { DecryptionError, InvalidKeyError } from './errors.js'
 
 /**
@@ -33,13 +33,13 @@ export class ChunkCipher {
   }
 
   seal(seq: number, plaintext: Uint8Array): Uint8Array {
-    return chacha20poly1305(this.key, nonceFor(seq), this.taskId).encrypt(plaintext)
+    return aead.encrypt(this.key, nonceFor(seq), this.taskId, plaintext)
   }
 
   /** Throws DecryptionError on any tampering, wrong key, wrong task or wrong sequence number. */
   open(seq: number, sealed: Uint8Array): Uint8Array {
     try {
-      return chacha20poly1305(this.key, nonceFor(seq), this.taskId).decrypt(sealed)
+      return aead.decrypt(this.key, nonceFor(seq), this.taskId, sealed)
     } catch (err) {
       throw new DecryptionError(`chunk ${seq} failed to open`, {
         cause: err,

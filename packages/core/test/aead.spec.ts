@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto'
+import { expect } from 'chai'
+import { aead, nativeAead, nobleAead } from '../src/aead.js'
+
+describe('ChaCha20-Poly1305 implementations', () => {
+  it('uses the native implementation on Node', () => {
+    expect(aead.name).to.equal('node')
+    expect(nativeAead).to.not.equal(undefined)
+  })
+
+  it('native and @noble produce the same bytes and open each other, for sizes 0 to 2 KiB', () => {
+    const native = nativeAead!
+    for (const size of [0, 1, 15, 16, 17, 63, 64, 65, 120, 1000, 2048]) {
+      const key = randomBytes(32)
+      const nonce = randomBytes(12)
+      const aad = randomBytes(size % 40)
+      const plaintext = randomBytes(size)
+      const sealed = native.encrypt(key, nonce, aad, plaintext)
+      expect(sealed).to.deep.equal(nobleAead.encrypt(key, nonce, aad, plaintext))
+      expect(sealed.byteLength).to.equal(size + 16)
+      expect(nobleAead.decrypt(key, nonce, aad, sealed)).to.deep.equal(new Uint8Array(plaintext))
+      expect(native.decrypt(key, nonce, aad, sealed)).to.deep.equal(new Uint8Array(plaintext))
+    }
+  })
+
+  it('both refuse any altered byte, a wrong nonce, wrong associated data and a truncated box', () => {
+    const key = randomBytes(32)
+    const nonce = randomBytes(12)
+    const aad = randomBytes(16)
+    const sealed = nobleAead.encrypt(key, nonce, aad, randomBytes(40))
+    for (const impl of [nativeAead!, nobleAead]) {
+      for (const index of [0, 20, sealed.byteLength - 1]) {
+        const altered = sealed.slice()
+        altered[index]! ^= 1
+        expect(() => impl.decrypt(key, nonce, aad, altered), `${impl.name} byte ${index}`).to.throw()
+      }
+      expect(() => impl.decrypt(key, randomBytes(12), aad, sealed), impl.name).to.throw()
+      expect(() => impl.decrypt(key, nonce, randomBytes(16), sealed), impl.name).to.throw()
+      expect(() => impl.decrypt(key, nonce, aad, sealed.subarray(0, 15)), impl.name).to.throw()
+    }
+  })
+})
