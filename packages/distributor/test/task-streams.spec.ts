@@ -45,16 +45,23 @@ describe('TaskStreams', function () {
     await supplier?.stop()
   })
 
-  it('hands out a ready spare for the next task and opens a new one each time', async () => {
+  it('hands out a ready spare for the next task once one was prepared', async () => {
     const streams = new TaskStreams({ spareTtlMs: 5_000 }, { node: distributor, logger: silentLogger })
     const first = await streams.take(entry, AbortSignal.timeout(5_000))
     expect(first.protocol).to.equal(TASK_PROTOCOL)
     expect(streams.stats).to.include({ opened: 1, sparesUsed: 0 })
-    // The spare is negotiated in the background.
+    // take() itself opens no spare: that would compete with the request it is for.
+    await new Promise(resolve => setImmediate(resolve))
+    expect(streams.stats.opened).to.equal(1)
+    // The spare is negotiated in the background; a second prepare() while it is on its way opens nothing more.
+    streams.prepare(entry)
+    streams.prepare(entry)
     await until(() => streams.stats.opened === 2, 'the spare to open')
+    streams.prepare(entry)
     const second = await streams.take(entry, AbortSignal.timeout(5_000))
     expect(second).to.not.equal(first)
-    expect(streams.stats.sparesUsed).to.equal(1)
+    expect(streams.stats).to.include({ opened: 2, sparesUsed: 1 })
+    streams.prepare(entry)
     await until(() => inbound >= 3, 'the supplier to see the next spare')
     streams.stop()
     first.abort(new Error('done'))
@@ -64,6 +71,7 @@ describe('TaskStreams', function () {
   it('does not use a spare older than its time to live, nor one the supplier closed', async () => {
     const streams = new TaskStreams({ spareTtlMs: 100 }, { node: distributor, logger: silentLogger })
     const a = await streams.take(entry, AbortSignal.timeout(5_000))
+    streams.prepare(entry)
     await until(() => streams.stats.opened === 2, 'the spare to open')
     await new Promise(resolve => setTimeout(resolve, 150))
     const b = await streams.take(entry, AbortSignal.timeout(5_000))
