@@ -62,6 +62,9 @@ describe('browser bundle', () => {
     const code = result.outputFiles[0]!.text
     expect(code).to.not.include('require(')
     expect(code).to.not.include('process.')
+    // Node is reached only by run-time feature detection (node-transport.ts), which finds nothing in a browser.
+    expect(code.match(/globalThis\.process\b/g) ?? []).to.have.length(1)
+    expect(code).to.match(/getBuiltinModule\?\.\("node:http"\)|getBuiltinModule\?\.\(id\)/)
     expect(code).to.not.match(/\bBuffer\b/)
     expect(code).to.include('GcnClient')
   })
