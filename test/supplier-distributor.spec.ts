@@ -453,7 +453,8 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
 
   it('streams the deltas in order and a done with usage through router.stream()', async () => {
     const engine = new FakeEngine({ chunks: ['Hel', 'lo', ', ', 'world'], delayMs: 5, promptTokens: 7 })
-    const { dist, sups } = await network([engine])
+    // A chunk per token, to check each one's way through.
+    const { dist, sups } = await network([engine], { supplier: { frameIntervalMs: 0 } })
     const result = await collect(
       dist.router.stream(
         request({
@@ -486,6 +487,27 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(entry.successes).to.equal(1)
     expect(entry.outstanding).to.equal(0)
     expect(entry.ewmaTtftMs).to.be.a('number')
+  })
+
+  it('sends the first token at once and tokens made within frameIntervalMs of a chunk together in the next, proof intact', async () => {
+    const words = Array.from({ length: 24 }, (_, i) => `w${i} `)
+    const engine = new FakeEngine({ chunks: words, delayMs: 4 })
+    const { dist } = await network([engine], { supplier: { frameIntervalMs: 30 } })
+    const arrivals: number[] = []
+    const started = performance.now()
+    const result = await collect(dist.router.stream(request()), () => {
+      arrivals.push(performance.now() - started)
+    })
+    expect(result.error).to.equal(undefined)
+    expect(result.text).to.equal(words.join(''))
+    expect(result.deltas.flatMap(d => d.tokenIds)).to.deep.equal(words.map((_, i) => i + 1))
+    expect(result.deltas[0], 'the first token alone, at once').to.deep.equal({ text: 'w0 ', tokenIds: [1] })
+    // 23 more tokens 4 ms apart (≥ 92 ms) in chunks at least 30 ms apart: a handful of chunks, not 23.
+    expect(result.deltas.length).to.be.within(3, 8)
+    // Chunks in between leave at their interval; the last one leaves with the end of the answer, whenever that is.
+    for (let i = 1; i < arrivals.length - 1; i++) expect(arrivals[i]! - arrivals[i - 1]!, `gap before chunk ${i}`).to.be.greaterThan(15)
+    // Every token's proof record arrived and checked out: the task is done with all of them.
+    expect(result.done).to.deep.include({ finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 24 } })
   })
 
   it('releases every task stream: more tasks than the per-connection stream limit, consumers stopping at done', async () => {

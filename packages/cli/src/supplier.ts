@@ -9,6 +9,7 @@ import {
   fetchModelKey,
   isEncryptedModel,
   readEncryptedModelHeader,
+  SUPPLIER_DEFAULTS,
   Supplier,
   writeGguf
 } from '@gcn/supplier'
@@ -55,6 +56,14 @@ export const supplierSchema = {
   contextSize: { type: 'integer', min: 64, description: 'tokens per sequence (default min(model, 2048))' },
   gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
   price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
+  frameIntervalMs: {
+    type: 'integer',
+    min: 0,
+    max: 1_000,
+    default: SUPPLIER_DEFAULTS.frameIntervalMs,
+    description:
+      'tokens made within this many ms of the last chunk go out together in the next one (the first at once); 0 = a chunk per token'
+  },
   ...statusOptions,
   drainMs: {
     type: 'integer',
@@ -181,6 +190,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
     {
       pricePer1kTokens: BigInt(values.price),
       rewardAddress: values.rewardAddress,
+      frameIntervalMs: values.frameIntervalMs,
       testStallBeforeGenerateMs: values.testStallMs,
       testAdvertisedSlots: values.testAdvertiseSlots
     },

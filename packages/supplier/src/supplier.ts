@@ -28,6 +28,7 @@ import {
   TaskOpenCodec,
   type TaskRequest,
   TaskRequestCodec,
+  type TokenLogprob,
   WIRE_VERSION
 } from '@gcn/core'
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
@@ -46,6 +47,14 @@ export interface SupplierInit {
   openTimeoutMs?: number
   /** Task streams served at once (beyond the engine's slots they queue in the engine). */
   maxTaskStreams?: number
+  /**
+   * Tokens generated within this many ms of the last chunk sent wait and go out together in the
+   * next chunk (at most this late); the first token always goes out at once. Every chunk costs
+   * each hop a sealed frame, a proof segment and a socket write, and a game shows text once per
+   * display frame (16.7 ms at 60 Hz), so sending faster only burns the CPU that decodes. 0: one
+   * chunk per token.
+   */
+  frameIntervalMs?: number
   /**
    * Fault injection for tests only: wait this long (abortable) before starting
    * each generation, so a test can kill a supplier before its first token.
@@ -68,6 +77,7 @@ export const SUPPLIER_DEFAULTS = Object.freeze({
   advertDebounceMs: 100,
   openTimeoutMs: 5_000,
   maxTaskStreams: 64,
+  frameIntervalMs: 16,
   testStallBeforeGenerateMs: 0,
   testAdvertisedSlots: 0,
   /** Re-provide model ids in the DHT this often. */
@@ -323,6 +333,23 @@ export class Supplier {
       await framed.write(TaskFrameCodec, { sealed: plainBytes(cipher.seal(seq, plaintext)) })
       seq++
     }
+    // Tokens held for the next chunk (frameIntervalMs), sent in order through one chain of writes.
+    let held: { text: string; tokenIds: number[]; logprobs: TokenLogprob[] | undefined } | undefined
+    let lastSentAt = 0
+    let flushTimer: ReturnType<typeof setTimeout> | undefined
+    let sending: Promise<void> = Promise.resolve()
+    const flush = (): Promise<void> => {
+      if (flushTimer !== undefined) clearTimeout(flushTimer)
+      flushTimer = undefined
+      const batch = held
+      held = undefined
+      if (batch === undefined) return sending
+      lastSentAt = performance.now()
+      sending = sending.then(() =>
+        send({ text: batch.text, tokenIds: batch.tokenIds }, batch.logprobs === undefined ? undefined : proof.segment(batch.logprobs))
+      )
+      return sending
+    }
     const controller = new AbortController()
     // The distributor closing or aborting the stream stops generation at once.
     const onClose = (): void => controller.abort(new GcnError('task stream closed'))
@@ -344,19 +371,32 @@ export class Supplier {
       if (this.init.testStallBeforeGenerateMs > 0) await sleep(this.init.testStallBeforeGenerateMs, AbortSignal.any(signals))
       const input = toInput(request)
       const params = toParams(request)
+      const interval = this.init.frameIntervalMs
       for await (const chunk of this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })) {
         if (chunk.type === 'token') {
-          if (timing.tokens++ === 0) timing.firstTokenAt = performance.now()
-          // After the first token (sent at once: time to first token matters most), let the
-          // runtime queue the next decode step before we spend CPU on encoding, sealing and
-          // writing this one: the model runs meanwhile.
-          else await new Promise<void>(resolve => setImmediate(resolve))
-          await send(
-            { text: chunk.text, tokenIds: chunk.tokenIds },
-            chunk.logprobs === undefined ? undefined : proof.segment(chunk.logprobs)
-          )
-          if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
+          const first = timing.tokens++ === 0
+          if (first) timing.firstTokenAt = performance.now()
+          if (held === undefined) held = { text: chunk.text, tokenIds: [...chunk.tokenIds], logprobs: chunk.logprobs?.slice() }
+          else {
+            held.text += chunk.text
+            held.tokenIds.push(...chunk.tokenIds)
+            if (held.logprobs !== undefined && chunk.logprobs !== undefined) held.logprobs.push(...chunk.logprobs)
+            else held.logprobs = undefined
+          }
+          const dueInMs = lastSentAt + interval - performance.now()
+          if (first || dueInMs <= 0) {
+            // After the first token (sent at once: time to first token matters most), let the
+            // runtime queue the next decode step before we spend CPU on encoding, sealing and
+            // writing this one: the model runs meanwhile.
+            if (!first) await new Promise<void>(resolve => setImmediate(resolve))
+            await flush()
+            if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
+          } else if (flushTimer === undefined) {
+            // A failed write rejects `sending`, which the loop awaits next.
+            flushTimer = setTimeout(() => void flush().catch(() => {}), dueInMs)
+          }
         } else {
+          await flush()
           await send(
             {
               text: '',
@@ -379,6 +419,11 @@ export class Supplier {
       const code = err instanceof GcnError ? err.code : 'ERR_INTERNAL'
       const message = err instanceof GcnError ? err.message : 'internal error'
       this.log.warn('task failed', { code })
+      // Held tokens are dropped: the error chunk ends the answer (the distributor fails over or reports it).
+      if (flushTimer !== undefined) clearTimeout(flushTimer)
+      flushTimer = undefined
+      held = undefined
+      await sending.catch(() => {})
       await send({
         text: '',
         tokenIds: [],
@@ -387,6 +432,7 @@ export class Supplier {
       })
       await framed.close({ signal: AbortSignal.timeout(5_000) })
     } finally {
+      if (flushTimer !== undefined) clearTimeout(flushTimer)
       stream.removeEventListener('close', onClose)
       stream.removeEventListener('remoteCloseWrite', onClose)
     }
