@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
 import { GcnClient } from '@gcn/sdk'
 import { createModelRuntime, writeGguf } from '@gcn/supplier'
-import { children, cpuSeconds, fmt, machine, percentile, ROOT, startDevnet } from './lib.js'
+import { children, cpuSeconds, fmt, machine, percentile, ROOT, startDevnet, waitQuiet } from './lib.js'
 
 const DATA = join(ROOT, '.gcn', 'bench')
 const RUNS = Number(process.env.BENCH_RUNS ?? 20)
@@ -80,8 +80,13 @@ async function latencyVsDirect(): Promise<string> {
   const input: InferenceInput = { kind: 'chat', messages }
   const direct: Sample[] = []
   const network: Sample[] = []
+  const devnetPids = [devnet.proc.pid!, ...children(devnet.proc.pid!).map(p => p.pid)]
+  let noisy = 0
   try {
     for (let i = 0; i < WARMUP + RUNS; i++) {
+      // Each run starts on a quiet machine: the distributor re-scores sampled answers (every one of a
+      // supplier's first 20) after delivering them, which would otherwise run during the next run.
+      if (process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
       // direct, in-process
       let t0 = performance.now()
       let first = Number.NaN
@@ -92,6 +97,7 @@ async function latencyVsDirect(): Promise<string> {
         } else tokens = chunk.usage.completionTokens
       }
       if (i >= WARMUP) direct.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens })
+      if (process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
       // the whole network path
       t0 = performance.now()
       first = Number.NaN
@@ -127,6 +133,7 @@ ${rows}
 - Throughput ratio (network / direct): **${fmt((n.tokensPerSecond / d.tokensPerSecond) * 100)}%** (goal ≥ 95%).
 - Added time to first token, p50: **${fmt(n.ttftP50 - d.ttftP50, 2)} ms** (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms; median of the ${RUNS} paired differences (each network run minus the direct run just before it, which cancels drift in the machine's load): ${fmt(pairedTtft, 2)} ms.
 - Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
+- Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
 `
 }
 

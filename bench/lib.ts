@@ -95,6 +95,45 @@ export function children(pid: number): Array<{ pid: number; cmd: string }> {
   return out
 }
 
+/** CPU time of every thread of `pid`, in ms (each thread's schedstat, ns precision); 0 once it is gone. */
+function processCpuMs(pid: number): number {
+  let ns = 0
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+      } catch {
+        // thread ended while scanning
+      }
+    }
+  } catch {
+    return 0
+  }
+  return ns / 1e6
+}
+
+/**
+ * Waits until `pids` together use under `busyFraction` of one core over a `windowMs` window, so
+ * background work (re-scoring a previous answer, a registry's block ingest) does not land on
+ * the next measured run. Returns whether it got quiet before `timeoutMs`.
+ */
+export async function waitQuiet(
+  pids: number[],
+  options: { windowMs?: number; busyFraction?: number; timeoutMs?: number } = {}
+): Promise<boolean> {
+  const { windowMs = 30, busyFraction = 0.1, timeoutMs = 10_000 } = options
+  const total = (): number => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0)
+  const deadline = performance.now() + timeoutMs
+  let before = total()
+  while (performance.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, windowMs))
+    const now = total()
+    if (now - before < windowMs * busyFraction) return true
+    before = now
+  }
+  return false
+}
+
 /** Appends a dated section to BENCHMARKS.md (and prints it). */
 export function appendSection(markdown: string): void {
   process.stdout.write(`${markdown}\n`)
