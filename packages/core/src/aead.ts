@@ -1,4 +1,5 @@
 import { chacha20poly1305 as nobleChaCha } from '@noble/ciphers/chacha.js'
+import { type NodeCrypto, nodeCrypto } from './node-crypto.js'
 
 /**
  * ChaCha20-Poly1305 (RFC 8439, 16-byte tag appended) with node:crypto (OpenSSL)
@@ -22,17 +23,6 @@ export const nobleAead: Aead = {
   encrypt: (key, nonce, aad, plaintext) => nobleChaCha(key, nonce, aad).encrypt(plaintext),
   decrypt: (key, nonce, aad, sealed) => nobleChaCha(key, nonce, aad).decrypt(sealed)
 }
-
-type NodeCrypto = typeof import('node:crypto')
-
-const nodeCrypto: NodeCrypto | undefined = (() => {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
-  try {
-    return proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined
-  } catch {
-    return undefined
-  }
-})()
 
 function nodeAead(c: NodeCrypto): Aead {
   const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)

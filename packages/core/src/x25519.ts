@@ -1,4 +1,5 @@
 import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js'
+import { type NodeCrypto, nodeCrypto } from './node-crypto.js'
 
 /**
  * X25519 with node:crypto (OpenSSL) where it exists and @noble/curves
@@ -7,16 +8,6 @@ import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js'
  * open) on its critical path. Both follow RFC 7748 (scalars clamped inside),
  * so they compute identical results; a test checks that.
  */
-type NodeCrypto = typeof import('node:crypto')
-
-const nodeCrypto: NodeCrypto | undefined = (() => {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
-  try {
-    return proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined
-  } catch {
-    return undefined
-  }
-})()
 
 // DER headers of PKCS#8 and SPKI encodings of a raw 32-byte X25519 key (OID 1.3.101.110).
 const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20])
