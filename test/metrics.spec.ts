@@ -226,11 +226,22 @@ describe('metrics: GET /metrics on every role (real processes)', function () {
       'gcn_distributor_task_failures_total',
       'gcn_distributor_proofs_verified_total',
       'gcn_distributor_proof_failures_total',
+      'gcn_distributor_rejected_answers_total',
+      'gcn_distributor_empty_answer_retries_total',
+      'gcn_distributor_task_streams_opened_total',
+      'gcn_distributor_spare_streams_used_total',
+      'gcn_distributor_supplier_refusals_total',
+      'gcn_distributor_supplier_believed_slots',
       'gcn_distributor_suppliers',
       'gcn_distributor_receipts_issued_total',
       'gcn_outbox_pending_envelopes'
     ])
     expect(value(distributor, 'gcn_distributor_suppliers')).to.equal(1)
+    // One series per supplier in the directory, labelled with its peer id.
+    const believed = distributor.get('gcn_distributor_supplier_believed_slots')!.samples
+    expect(believed).to.have.length(1)
+    expect(believed[0]!.labels.supplier).to.match(/^12D3KooW/)
+    expect(believed[0]!.value).to.be.at.least(1)
     expect(value(distributor, 'gcn_libp2p_connected_peers')).to.be.at.least(1)
     // Open streams by direction and protocol: the distributor holds gossipsub streams to its peers.
     const streams = distributor.get('libp2p_protocol_streams_total')!.samples

@@ -282,8 +282,8 @@ export function registerSupplierMetrics(registry: MetricsRegistry, sources: Supp
 
 export interface DistributorMetricSources {
   gateway: { readonly stats: GatewayStats }
-  router: Pick<TaskRouter, 'counters'>
-  directory: Pick<SupplierDirectory, 'suppliers' | 'models'>
+  router: Pick<TaskRouter, 'counters' | 'streamStats'>
+  directory: Pick<SupplierDirectory, 'suppliers' | 'models' | 'slotsOf'>
   receipts?: Pick<ReceiptIssuer, 'stats'>
   outbox?: Pick<RegistryOutbox, 'pending' | 'stats'>
 }
@@ -377,9 +377,29 @@ export function registerDistributorMetrics(registry: MetricsRegistry, sources: D
     ['failovers', 'gcn_distributor_failovers_total', 'Attempts moved to another supplier.'],
     ['failures', 'gcn_distributor_task_failures_total', 'Tasks that failed on every attempt.'],
     ['verified', 'gcn_distributor_proofs_verified_total', 'Outputs re-scored and verified.'],
-    ['proofFailures', 'gcn_distributor_proof_failures_total', 'Outputs re-scored and refused.']
+    ['proofFailures', 'gcn_distributor_proof_failures_total', 'Outputs re-scored and refused.'],
+    ['rejectedAnswers', 'gcn_distributor_rejected_answers_total', 'Whole answers held back for failing their checks and re-run elsewhere.'],
+    ['emptyRetries', 'gcn_distributor_empty_answer_retries_total', 'Empty answers (end of text first) re-run on another supplier.']
   ]
   for (const [key, name, help] of routerCounters) registry.counter({ name, help, collect: () => router.counters[key] })
+  const streamCounters: Array<[keyof NonNullable<TaskRouter['streamStats']>, string, string]> = [
+    ['opened', 'gcn_distributor_task_streams_opened_total', 'Task streams opened to suppliers (spares included).'],
+    ['sparesUsed', 'gcn_distributor_spare_streams_used_total', 'Tasks sent on a spare stream negotiated in advance.'],
+    ['sparesExpired', 'gcn_distributor_spare_streams_expired_total', 'Spare streams dropped unused (too old, or closed by the supplier).']
+  ]
+  for (const [key, name, help] of streamCounters) registry.counter({ name, help, collect: () => router.streamStats?.[key] ?? 0 })
+  registry.counter({
+    name: 'gcn_distributor_supplier_refusals_total',
+    help: 'Tasks each supplier in the directory refused for lack of room.',
+    labelNames: ['supplier'],
+    collect: () => directory.suppliers().map(s => ({ labels: { supplier: s.peerId.toString() }, value: s.refusals }))
+  })
+  registry.gauge({
+    name: 'gcn_distributor_supplier_believed_slots',
+    help: 'Slots the router fills on each supplier: its advertised slots, capped by what its refusals showed.',
+    labelNames: ['supplier'],
+    collect: () => directory.suppliers().map(s => ({ labels: { supplier: s.peerId.toString() }, value: directory.slotsOf(s) }))
+  })
   registry.gauge({
     name: 'gcn_distributor_suppliers',
     help: 'Suppliers in the directory (fresh adverts).',

@@ -165,6 +165,11 @@ export class TaskRouter implements InferenceBackend {
     }
   }
 
+  /** Task streams opened and spares used or expired; undefined when each task dials its own stream. */
+  get streamStats(): Readonly<TaskStreams['stats']> | undefined {
+    return this.streams?.stats
+  }
+
   /** Drops the spare task streams (the node closes everything else). */
   stop(): void {
     this.streams?.stop()
