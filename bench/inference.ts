@@ -77,9 +77,12 @@ async function latencyVsDirect(): Promise<string> {
     String(LATENCY_REGISTRIES)
   ])
   const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
+  // The same client over Node's fetch (undici), which the SDK used by default before its node:http transport.
+  const fetchClient = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0, fetch: globalThis.fetch })
   const input: InferenceInput = { kind: 'chat', messages }
   const direct: Sample[] = []
   const network: Sample[] = []
+  const viaFetch: Sample[] = []
   const devnetPids = [devnet.proc.pid!, ...children(devnet.proc.pid!).map(p => p.pid)]
   let noisy = 0
   try {
@@ -98,33 +101,42 @@ async function latencyVsDirect(): Promise<string> {
       }
       if (i >= WARMUP) direct.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens })
       if (process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
-      // the whole network path
-      t0 = performance.now()
-      first = Number.NaN
-      const stream = client.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
-      for await (const delta of stream) {
-        if (Number.isNaN(first) && delta.text !== '') first = performance.now()
+      // the whole network path, with the SDK's default transport and then over fetch
+      for (const [c, into] of [
+        [client, network],
+        [fetchClient, viaFetch]
+      ] as const) {
+        if (into === viaFetch && process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
+        t0 = performance.now()
+        first = Number.NaN
+        const stream = c.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
+        for await (const delta of stream) {
+          if (Number.isNaN(first) && delta.text !== '') first = performance.now()
+        }
+        const result = await stream.done
+        if (i >= WARMUP) into.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens: result.usage?.completionTokens ?? 0 })
       }
-      const result = await stream.done
-      if (i >= WARMUP) network.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens: result.usage?.completionTokens ?? 0 })
     }
   } finally {
     await devnet.stop()
     await runtime.stop()
   }
-  const pairedTtft = percentile(
-    network.map((x, i) => x.ttftMs - direct[i]!.ttftMs),
-    50
-  )
+  const paired = (samples: Sample[]): number =>
+    percentile(
+      samples.map((x, i) => x.ttftMs - direct[i]!.ttftMs),
+      50
+    )
+  const pairedTtft = paired(network)
   const d = summarise('node-llama-cpp in-process', direct)
   const n = summarise('SDK → gateway → distributor → supplier', network)
-  const rows = [d, n]
+  const f = summarise('the same, SDK over Node fetch (undici)', viaFetch)
+  const rows = [d, n, f]
     .map(
       r =>
         `| ${r.name} | ${fmt(r.ttftP50, 2)} | ${fmt(r.ttftP99, 2)} | ${fmt(r.totalP50)} | ${fmt(r.totalP99)} | ${fmt(r.tokensPerRun)} | ${fmt(r.tokensPerSecond)} |`
     )
     .join('\n')
-  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, 1 thread, 1 slot, ${LATENCY_REGISTRIES} registry peers running)
+  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, 1 thread, 1 slot, ${LATENCY_REGISTRIES} registry peers running, supplier frame interval ${process.env.GCN_FRAME_INTERVAL_MS ?? 'default (16 ms)'})
 
 | path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | tokens/run | tokens/s |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -133,6 +145,7 @@ ${rows}
 - Throughput ratio (network / direct): **${fmt((n.tokensPerSecond / d.tokensPerSecond) * 100)}%** (goal ≥ 95%).
 - Added time to first token, p50: **${fmt(n.ttftP50 - d.ttftP50, 2)} ms** (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms; median of the ${RUNS} paired differences (each network run minus the direct run just before it, which cancels drift in the machine's load): ${fmt(pairedTtft, 2)} ms.
 - Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
+- With the SDK over Node's fetch instead of its node:http transport: added time to first token, p50 ${fmt(f.ttftP50 - d.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / d.tokensPerSecond) * 100)}%.
 - Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
 `
 }
