@@ -261,9 +261,10 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
   })
 
   it('(e) altering one token of an honest output fails the always-on checks before the token reaches the client', async () => {
+    // The second chunk: the first token goes alone, later ones in chunks of frameIntervalMs.
     const cheat = await supplier(await runtime(trueModel), {
       testTamperChunk: (chunk, task) =>
-        task.index === 2 && chunk.tokenIds.length > 0 ? { ...chunk, tokenIds: [chunk.tokenIds[0]! + 1, ...chunk.tokenIds.slice(1)] } : chunk
+        task.index === 1 && chunk.tokenIds.length > 0 ? { ...chunk, tokenIds: [chunk.tokenIds[0]! + 1, ...chunk.tokenIds.slice(1)] } : chunk
     })
     const { router, verdicts } = await distributor([cheat])
     const r = await run(router, request(0, { maxTokens: 16 }))
@@ -273,8 +274,8 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
 
   it('(f) truncating the output fails the always-on checks', async () => {
     const cheat = await supplier(await runtime(trueModel), {
-      // Drop every token chunk after the third; the done chunk still arrives.
-      testTamperChunk: (chunk, task) => (task.index >= 3 && chunk.finishReason === undefined ? undefined : chunk)
+      // Drop every token chunk after the first (the first token goes alone); the done chunk still arrives.
+      testTamperChunk: (chunk, task) => (task.index >= 1 && chunk.finishReason === undefined ? undefined : chunk)
     })
     const { router, verdicts } = await distributor([cheat])
     const r = await run(router, request(0, { maxTokens: 16, temperature: 0 }))
