@@ -230,6 +230,8 @@ const DEFAULT_MAX_QUEUE = 16
 const DEFAULT_MAX_CONTEXT = 2048
 /** Weight of the newest sample in the speed/latency EWMAs. */
 const EWMA_ALPHA = 0.2
+/** Longest the next decode waits for the consumer to take the first text (see generateOn). */
+const FIRST_TOKEN_HANDOFF_MS = 5
 const GRAMMAR_CACHE_SIZE = 16
 const NATIVE_LOG_LINES = 20
 /** Enough preceding tokens for the detokenizer to resolve leading spaces. */
@@ -620,8 +622,17 @@ class ChunkStream implements AsyncIterableIterator<GenerationChunk> {
   private ended = false
   private closed = false
   private failure: { error: unknown } | undefined
+  private pulled: (() => void) | undefined
 
   constructor(private readonly onReturn: () => void) {}
+
+  /** Resolves once the consumer has taken everything pushed so far and asks for more (or has gone). */
+  drained(): Promise<void> {
+    if (this.closed || this.ended || (this.buffer.length === 0 && this.waiter !== undefined)) return Promise.resolve()
+    return new Promise(resolve => {
+      this.pulled = resolve
+    })
+  }
 
   push(chunk: GenerationChunk): void {
     if (this.ended || this.closed) return
@@ -664,6 +675,9 @@ class ChunkStream implements AsyncIterableIterator<GenerationChunk> {
     }
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject }
+      const pulled = this.pulled
+      this.pulled = undefined
+      pulled?.()
     })
   }
 
@@ -674,6 +688,9 @@ class ChunkStream implements AsyncIterableIterator<GenerationChunk> {
       this.failure = undefined
       this.onReturn()
     }
+    const pulled = this.pulled
+    this.pulled = undefined
+    pulled?.()
     if (this.waiter !== undefined) {
       const { resolve } = this.waiter
       this.waiter = undefined
@@ -1360,6 +1377,7 @@ class DefaultModelRuntime implements ModelRuntime {
       stream.push(chunk)
     }
     let inFlight: Promise<DecodeStep | undefined> | undefined
+    let firstHandedOff = false
     let finishReason: FinishReason = 'stop'
     let sampled = 0
     let received = 0
@@ -1387,6 +1405,12 @@ class DefaultModelRuntime implements ModelRuntime {
         const { chunk, stopped } = assembler.add(token)
         emit(chunk)
         if (stopped) break
+        // The first text goes out before the model takes the CPU again: decoding the next token
+        // while the consumer sends this one made them compete (at most FIRST_TOKEN_HANDOFF_MS).
+        if (chunk !== undefined && !firstHandedOff) {
+          firstHandedOff = true
+          await Promise.race([stream.drained(), aborted, new Promise(resolve => setTimeout(resolve, FIRST_TOKEN_HANDOFF_MS))])
+        }
         if (sampled >= task.maxTokens) {
           finishReason = 'length'
           break
