@@ -22,9 +22,6 @@ import {
 } from '@gcn/core'
 import {
   accountId,
-  deploySettlement,
-  depositTestTokens,
-  type EmbeddedChain,
   evmAddressOf,
   GCN_SETTLEMENT_ABI,
   GCN_TEST_TOKEN_ABI,
@@ -32,10 +29,10 @@ import {
   LEAF_CREDIT,
   LEAF_DEBIT,
   loadOrCreateEvmKey,
+  type ServedSettlementChain,
+  type ServedSettlementChainInit,
   SettlementTree,
-  serveJsonRpc,
-  startEmbeddedChain,
-  waitForSuccess
+  startServedSettlementChain
 } from '@gcn/registry'
 import type { Address, Hex } from 'viem'
 import { gcn, type Proc, waitFor } from './procs.js'
@@ -53,20 +50,8 @@ import {
 // ---------------------------------------------------------------------------
 // The chain
 
-export interface TestChain {
-  chain: EmbeddedChain
-  rpcUrl: string
+export interface TestChain extends ServedSettlementChain {
   chainId: number
-  settlement: Address
-  token: Address
-  /** Deploys, mints and pays for what the test does on chain. */
-  deployer: EmbeddedChain['walletClients'][number]
-  /** Owns the games' deposits. */
-  gameOwner: EmbeddedChain['walletClients'][number]
-  /** Waits for a transaction and throws unless it succeeded. */
-  wait(hash: Hex): Promise<void>
-  /** Mints `amount` to the game owner and deposits it for `gameId`. */
-  deposit(gameId: string, amount: bigint): Promise<void>
   deposits(gameId: string): Promise<bigint>
   owed(gameId: string): Promise<bigint>
   delinquent(gameId: string): Promise<boolean>
@@ -75,91 +60,52 @@ export interface TestChain {
   dayRoot(day: number): Promise<Hex>
   /** Every DayPosted event so far, optionally of one day. */
   dayPosted(day?: number): Promise<Array<{ day: number; root: Hex; totalDebit: bigint; submitter: Address; blockNumber: bigint }>>
-  close(): Promise<void>
 }
 
 /**
- * Starts an EDR chain in this process, serves it on 127.0.0.1 or `host` (the registries
- * and the CLI reach it by URL), deploys the test token and GcnSettlement with
- * `signers` and `threshold`, and sends 100 ETH to each address of `fund`.
+ * The shared development rollup (startServedSettlementChain, on 127.0.0.1 or `host`)
+ * with the reads the settlement tests check.
  */
-export async function startTestChain(init: {
-  signers: Address[]
-  threshold: number
-  fund: Address[]
-  /** Address the JSON-RPC endpoint listens on (default 127.0.0.1). */
-  host?: string
-}): Promise<TestChain> {
-  const chain = await startEmbeddedChain({ accounts: 2 })
-  const rpc = await serveJsonRpc(chain.provider as never, init.host === undefined ? {} : { host: init.host })
-  const close = async (): Promise<void> => {
-    await rpc.close()
-    await chain.close()
-  }
-  try {
-    const [deployer, gameOwner] = chain.walletClients as [EmbeddedChain['walletClients'][number], EmbeddedChain['walletClients'][number]]
-    const { publicClient } = chain
-    const { settlement, token } = await deploySettlement({
-      walletClient: deployer as never,
-      publicClient: publicClient as never,
-      signers: init.signers,
-      threshold: init.threshold
-    })
-    const wait = (hash: Hex): Promise<void> => waitForSuccess(publicClient as never, hash)
-    for (const to of init.fund) await wait(await deployer.sendTransaction({ to, value: 10n ** 20n }))
-    const read = (functionName: string, args: readonly unknown[]): Promise<unknown> =>
-      publicClient.readContract({ address: settlement, abi: GCN_SETTLEMENT_ABI, functionName: functionName as never, args: args as never })
-    return {
-      chain,
-      rpcUrl: rpc.url,
-      chainId: chain.chain.id,
-      settlement,
-      token,
-      deployer,
-      gameOwner,
-      wait,
-      deposit: (gameId, amount) =>
-        depositTestTokens(
-          { publicClient: publicClient as never, minter: deployer as never, payer: gameOwner as never, token, settlement },
-          gameId,
-          amount
-        ),
-      deposits: async gameId => (await read('deposits', [gameKey(gameId)])) as bigint,
-      owed: async gameId => (await read('owed', [gameKey(gameId)])) as bigint,
-      delinquent: async gameId => (await read('delinquent', [gameKey(gameId)])) as boolean,
-      debited: async (day, gameId) => (await read('debited', [BigInt(day), gameKey(gameId)])) as boolean,
-      balanceOf: async account =>
-        (await publicClient.readContract({
-          address: token,
-          abi: GCN_TEST_TOKEN_ABI,
-          functionName: 'balanceOf',
-          args: [account]
-        })) as bigint,
-      dayRoot: async day => (await read('dayRoot', [BigInt(day)])) as Hex,
-      async dayPosted(day) {
-        const events = await publicClient.getContractEvents({
-          address: settlement,
-          abi: GCN_SETTLEMENT_ABI,
-          eventName: 'DayPosted',
-          fromBlock: 0n,
-          ...(day === undefined ? {} : { args: { day: BigInt(day) } })
-        })
-        return events.map(e => {
-          const args = e.args as { day: bigint; root: Hex; totalDebit: bigint; submitter: Address }
-          return {
-            day: Number(args.day),
-            root: args.root,
-            totalDebit: args.totalDebit,
-            submitter: args.submitter,
-            blockNumber: e.blockNumber
-          }
-        })
-      },
-      close
+export async function startTestChain(init: ServedSettlementChainInit): Promise<TestChain> {
+  const served = await startServedSettlementChain(init)
+  const { publicClient } = served.chain
+  const { settlement, token } = served
+  const read = (functionName: string, args: readonly unknown[]): Promise<unknown> =>
+    publicClient.readContract({ address: settlement, abi: GCN_SETTLEMENT_ABI, functionName: functionName as never, args: args as never })
+  return {
+    ...served,
+    chainId: served.chain.chain.id,
+    deposits: async gameId => (await read('deposits', [gameKey(gameId)])) as bigint,
+    owed: async gameId => (await read('owed', [gameKey(gameId)])) as bigint,
+    delinquent: async gameId => (await read('delinquent', [gameKey(gameId)])) as boolean,
+    debited: async (day, gameId) => (await read('debited', [BigInt(day), gameKey(gameId)])) as boolean,
+    balanceOf: async account =>
+      (await publicClient.readContract({
+        address: token,
+        abi: GCN_TEST_TOKEN_ABI,
+        functionName: 'balanceOf',
+        args: [account]
+      })) as bigint,
+    dayRoot: async day => (await read('dayRoot', [BigInt(day)])) as Hex,
+    async dayPosted(day) {
+      const events = await publicClient.getContractEvents({
+        address: settlement,
+        abi: GCN_SETTLEMENT_ABI,
+        eventName: 'DayPosted',
+        fromBlock: 0n,
+        ...(day === undefined ? {} : { args: { day: BigInt(day) } })
+      })
+      return events.map(e => {
+        const args = e.args as { day: bigint; root: Hex; totalDebit: bigint; submitter: Address }
+        return {
+          day: Number(args.day),
+          root: args.root,
+          totalDebit: args.totalDebit,
+          submitter: args.submitter,
+          blockNumber: e.blockNumber
+        }
+      })
     }
-  } catch (err) {
-    await close()
-    throw err
   }
 }
 

@@ -1,4 +1,4 @@
-import { deploySettlement, depositTestTokens, serveJsonRpc, startEmbeddedChain, waitForSuccess } from '@gcn/registry'
+import { startServedSettlementChain } from '@gcn/registry'
 
 type Address = `0x${string}`
 
@@ -24,33 +24,18 @@ export async function startDevnetChain(init: {
   fund: Address[]
   games: Array<{ gameId: string; deposit: bigint }>
 }): Promise<DevnetChain> {
-  const chain = await startEmbeddedChain()
-  const rpc = await serveJsonRpc(chain.provider as never)
+  const served = await startServedSettlementChain({ signers: init.signers, threshold: init.threshold, fund: init.fund })
   try {
-    const [deployer, owner] = chain.walletClients as [(typeof chain.walletClients)[0], (typeof chain.walletClients)[0]]
-    const { publicClient } = chain
-    const { settlement, token } = await deploySettlement({
-      walletClient: deployer as never,
-      publicClient: publicClient as never,
-      signers: init.signers,
-      threshold: init.threshold
-    })
-    for (const to of init.fund) await waitForSuccess(publicClient as never, await deployer.sendTransaction({ to, value: 10n ** 20n }))
-    const depositor = { publicClient: publicClient as never, minter: deployer as never, payer: owner as never, token, settlement }
-    for (const game of init.games) await depositTestTokens(depositor, game.gameId, game.deposit)
-    return {
-      rpcUrl: rpc.url,
-      settlement,
-      token,
-      gameOwner: owner.account.address,
-      close: async () => {
-        await rpc.close()
-        await chain.close()
-      }
-    }
+    for (const game of init.games) await served.deposit(game.gameId, game.deposit)
   } catch (err) {
-    await rpc.close()
-    await chain.close()
+    await served.close()
     throw err
+  }
+  return {
+    rpcUrl: served.rpcUrl,
+    settlement: served.settlement,
+    token: served.token,
+    gameOwner: served.gameOwner.account.address,
+    close: () => served.close()
   }
 }

@@ -25,6 +25,7 @@ export {
 export { blockRoot, confirmationLeaf, spanDigest } from './merkle.js'
 export { REGISTRY_DEFAULTS, Registry, type RegistryComponents, type RegistryInit, type RegistryStats } from './registry.js'
 export { serveJsonRpc } from './rpc-server.js'
+export { type ServedSettlementChain, type ServedSettlementChainInit, startServedSettlementChain } from './served-chain.js'
 export {
   accountId,
   compileDay,
