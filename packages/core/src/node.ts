@@ -7,7 +7,6 @@ import { type Identify, identify } from '@libp2p/identify'
 import type { Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
@@ -17,6 +16,7 @@ import { libp2pMetrics } from './libp2p-metrics.js'
 import { type Logger, silentLogger } from './logger.js'
 import type { MetricsRegistry } from './metrics.js'
 import { CAPACITY_TOPIC, DHT_PROTOCOL, REGISTRY_BLOCKS_TOPIC, REGISTRY_REPORTS_TOPIC } from './protocols.js'
+import { tcpWholeWrites } from './tcp-whole-writes.js'
 
 /**
  * One factory builds the libp2p node for every gcn role. Production settings
@@ -224,7 +224,7 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
       listen,
       ...(init.announce === undefined ? { appendAnnounce: fixedListenAddrs(listen) } : { announce: init.announce })
     },
-    transports: [tcp(), webSockets()],
+    transports: [tcpWholeWrites(), webSockets()],
     connectionEncrypters: [init.wireCapture === undefined ? noise() : capturingEncrypter(noise(), init.wireCapture)],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
