@@ -83,50 +83,61 @@ async function latencyVsDirect(): Promise<string> {
   const direct: Sample[] = []
   const network: Sample[] = []
   const viaFetch: Sample[] = []
+  /** The in-process run just before each run over fetch. */
+  const directBeforeFetch: Sample[] = []
   const devnetPids = [devnet.proc.pid!, ...children(devnet.proc.pid!).map(p => p.pid)]
   let noisy = 0
+  // Each run starts on a quiet machine: the distributor re-scores sampled answers (every one of a
+  // supplier's first 20) after delivering them, which would otherwise run during the next run.
+  const quiet = async (): Promise<void> => {
+    if (process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
+  }
+  const runDirect = async (): Promise<Sample> => {
+    await quiet()
+    const t0 = performance.now()
+    let first = Number.NaN
+    let tokens = 0
+    for await (const chunk of runtime.generate(input, { maxTokens: MAX_TOKENS, temperature: 0 })) {
+      if (chunk.type === 'token') {
+        if (Number.isNaN(first) && chunk.text !== '') first = performance.now()
+      } else tokens = chunk.usage.completionTokens
+    }
+    return { ttftMs: first - t0, totalMs: performance.now() - t0, tokens }
+  }
+  const runNetwork = async (c: GcnClient): Promise<Sample> => {
+    await quiet()
+    const t0 = performance.now()
+    let first = Number.NaN
+    const stream = c.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
+    for await (const delta of stream) {
+      if (Number.isNaN(first) && delta.text !== '') first = performance.now()
+    }
+    const result = await stream.done
+    return { ttftMs: first - t0, totalMs: performance.now() - t0, tokens: result.usage?.completionTokens ?? 0 }
+  }
   try {
+    // Each network run follows an in-process run, in the same conditions for both SDK transports.
     for (let i = 0; i < WARMUP + RUNS; i++) {
-      // Each run starts on a quiet machine: the distributor re-scores sampled answers (every one of a
-      // supplier's first 20) after delivering them, which would otherwise run during the next run.
-      if (process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
-      // direct, in-process
-      let t0 = performance.now()
-      let first = Number.NaN
-      let tokens = 0
-      for await (const chunk of runtime.generate(input, { maxTokens: MAX_TOKENS, temperature: 0 })) {
-        if (chunk.type === 'token') {
-          if (Number.isNaN(first) && chunk.text !== '') first = performance.now()
-        } else tokens = chunk.usage.completionTokens
-      }
-      if (i >= WARMUP) direct.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens })
-      if (process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
-      // the whole network path, with the SDK's default transport and then over fetch
-      for (const [c, into] of [
-        [client, network],
-        [fetchClient, viaFetch]
-      ] as const) {
-        if (into === viaFetch && process.env.BENCH_NO_QUIET === undefined && !(await waitQuiet(devnetPids))) noisy++
-        t0 = performance.now()
-        first = Number.NaN
-        const stream = c.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
-        for await (const delta of stream) {
-          if (Number.isNaN(first) && delta.text !== '') first = performance.now()
-        }
-        const result = await stream.done
-        if (i >= WARMUP) into.push({ ttftMs: first - t0, totalMs: performance.now() - t0, tokens: result.usage?.completionTokens ?? 0 })
-      }
+      const d1 = await runDirect()
+      const n = await runNetwork(client)
+      const d2 = await runDirect()
+      const f = await runNetwork(fetchClient)
+      if (i < WARMUP) continue
+      direct.push(d1)
+      network.push(n)
+      directBeforeFetch.push(d2)
+      viaFetch.push(f)
     }
   } finally {
     await devnet.stop()
     await runtime.stop()
   }
-  const paired = (samples: Sample[]): number =>
+  const paired = (samples: Sample[], before: Sample[]): number =>
     percentile(
-      samples.map((x, i) => x.ttftMs - direct[i]!.ttftMs),
+      samples.map((x, i) => x.ttftMs - before[i]!.ttftMs),
       50
     )
-  const pairedTtft = paired(network)
+  const pairedTtft = paired(network, direct)
   const pairedThroughput = percentile(
     network.map((x, i) => x.tokens / x.totalMs / (direct[i]!.tokens / direct[i]!.totalMs)),
     50
@@ -134,6 +145,7 @@ async function latencyVsDirect(): Promise<string> {
   const d = summarise('node-llama-cpp in-process', direct)
   const n = summarise('SDK → gateway → distributor → supplier', network)
   const f = summarise('the same, SDK over Node fetch (undici)', viaFetch)
+  const dF = summarise('in-process, before the fetch runs', directBeforeFetch)
   const rows = [d, n, f]
     .map(
       r =>
@@ -149,7 +161,7 @@ ${rows}
 - Throughput ratio (network / direct): **${fmt((n.tokensPerSecond / d.tokensPerSecond) * 100)}%** (goal ≥ 95%); median of the ${RUNS} paired ratios (tokens/s of each network run over the direct run just before it): ${fmt(pairedThroughput * 100)}%.
 - Added time to first token, p50: **${fmt(n.ttftP50 - d.ttftP50, 2)} ms** (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms; median of the ${RUNS} paired differences (each network run minus the direct run just before it, which cancels drift in the machine's load): ${fmt(pairedTtft, 2)} ms.
 - Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
-- With the SDK over Node's fetch instead of its node:http transport: added time to first token, p50 ${fmt(f.ttftP50 - d.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / d.tokensPerSecond) * 100)}%.
+- With the SDK over Node's fetch instead of its node:http transport: added time to first token, p50 ${fmt(f.ttftP50 - dF.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch, directBeforeFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / dF.tokensPerSecond) * 100)}% (each against the in-process run just before it).
 - Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
 `
 }
