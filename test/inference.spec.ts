@@ -201,6 +201,11 @@ describe('inference path (real processes)', function () {
       // bootstrap, three registries, distributor and two suppliers, each started with a path under the data dir.
       const children = processesMentioning(dataDir).filter(p => p.pid !== devnet.child.pid)
       expect(children, children.map(c => c.cmdline).join('\n')).to.have.length(7)
+      // Suppliers keep the default priority; the other roles yield the cores to their model threads (--roles-nice 10).
+      const niceOf = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])
+      for (const child of children) {
+        expect(niceOf(child.pid), child.cmdline).to.equal(/ supplier /.test(child.cmdline) ? 0 : 10)
+      }
 
       const client = new GcnClient({ baseUrl: gatewayUrl!, apiKey: key, maxRetries: 0 })
       const reply = client.chat({ model: modelName!, messages: [{ role: 'user', content: 'Hello, innkeeper!' }], max_tokens: 16 })
