@@ -65,6 +65,10 @@ export function writeWhole<T extends object>(maConn: T): T {
   const send = conn.sendData
   if (typeof send !== 'function') return maConn
   conn.sendData = function (this: unknown, data: Uint8ArrayList) {
+    // Anything but a list of parts (another copy of uint8arraylist counts) goes through as it came.
+    if (typeof (data as { subarray?: unknown })?.subarray !== 'function' || typeof data[Symbol.iterator] !== 'function') {
+      return send.call(this, data)
+    }
     let parts = 0
     for (const _ of data) if (++parts > 1) break
     return send.call(this, parts > 1 ? new Uint8ArrayList(data.subarray()) : data)

@@ -53,12 +53,15 @@ describe('tcpWholeWrites', function () {
     expect(received.reduce((s, n) => s + n, 0)).to.equal(messages * 100)
     // One write per message: 2 (Noise length) + 12 (yamux header) + 100 + 16 (tag) bytes. Without the fix
     // each message is two writes (2 bytes, then 128). Other writes are identify, pings and window updates.
-    expect(writes.filter(n => n <= 2), JSON.stringify(writes)).to.deep.equal([])
+    expect(
+      writes.filter(n => n <= 2),
+      JSON.stringify(writes)
+    ).to.deep.equal([])
     expect(writes.filter(n => n === 130).length, JSON.stringify(writes)).to.equal(messages)
     stream.abort(new Error('done'))
   })
 
-  it('leaves a connection without the expected method as it is, and joins a batch of several parts', () => {
+  it('leaves a connection without the expected method as it is, joins a batch of several parts, passes anything else on', () => {
     const plain = { other: 1 }
     expect(writeWhole(plain)).to.equal(plain)
     const seen: number[][] = []
@@ -70,6 +73,8 @@ describe('tcpWholeWrites', function () {
     })
     conn.sendData(new Uint8ArrayList(new Uint8Array(2), new Uint8Array(30)))
     conn.sendData(new Uint8ArrayList(new Uint8Array(7)))
-    expect(seen).to.deep.equal([[32], [7]])
+    // Not a list of parts: passed on as it came.
+    conn.sendData([new Uint8Array(3), new Uint8Array(4)])
+    expect(seen).to.deep.equal([[32], [7], [3, 4]])
   })
 })
