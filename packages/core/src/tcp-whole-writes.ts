@@ -16,23 +16,13 @@ import { Uint8ArrayList } from 'uint8arraylist'
  */
 export function tcpWholeWrites(init?: TCPOptions): (components: TCPComponents) => Transport {
   const factory = tcp(init)
-  return components => {
-    const transport = factory(components)
-    return new Proxy(transport, {
-      get(target, prop) {
-        if (prop === 'dial') {
-          return (ma: Parameters<Transport['dial']>[0], options: Parameters<Transport['dial']>[1]) =>
-            target.dial(ma, { ...options, upgrader: wholeWritesUpgrader(options.upgrader) })
-        }
-        if (prop === 'createListener') {
-          return (options: Parameters<Transport['createListener']>[0]) =>
-            target.createListener({ ...options, upgrader: wholeWritesUpgrader(options.upgrader) })
-        }
-        const value = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? value.bind(target) : value
-      }
+  return components =>
+    withOverrides(factory(components), {
+      dial: (target, ma: Parameters<Transport['dial']>[0], options: Parameters<Transport['dial']>[1]) =>
+        target.dial(ma, { ...options, upgrader: wholeWritesUpgrader(options.upgrader) }),
+      createListener: (target, options: Parameters<Transport['createListener']>[0]) =>
+        target.createListener({ ...options, upgrader: wholeWritesUpgrader(options.upgrader) })
     })
-  }
 }
 
 const wrapped = new WeakMap<Upgrader, Upgrader>()
@@ -40,19 +30,28 @@ const wrapped = new WeakMap<Upgrader, Upgrader>()
 function wholeWritesUpgrader(upgrader: Upgrader): Upgrader {
   let proxy = wrapped.get(upgrader)
   if (proxy === undefined) {
-    proxy = new Proxy(upgrader, {
-      get(target, prop) {
-        if (prop === 'upgradeInbound' || prop === 'upgradeOutbound') {
-          const upgrade = Reflect.get(target, prop, target) as (maConn: MultiaddrConnection, ...rest: unknown[]) => unknown
-          return (maConn: MultiaddrConnection, ...rest: unknown[]) => upgrade.call(target, writeWhole(maConn), ...rest)
-        }
-        const value = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? value.bind(target) : value
-      }
+    proxy = withOverrides(upgrader, {
+      upgradeInbound: (target, maConn: MultiaddrConnection, options: Parameters<Upgrader['upgradeInbound']>[1]) =>
+        target.upgradeInbound(writeWhole(maConn), options),
+      upgradeOutbound: (target, maConn: MultiaddrConnection, options: Parameters<Upgrader['upgradeOutbound']>[1]) =>
+        target.upgradeOutbound(writeWhole(maConn), options)
     })
     wrapped.set(upgrader, proxy)
   }
   return proxy
+}
+
+/** `target` with some methods replaced (each gets the target first); everything else is the target's own, bound to it. */
+// biome-ignore lint/suspicious/noExplicitAny: each override declares its own parameters
+function withOverrides<T extends object>(target: T, overrides: Record<string, (target: T, ...args: any[]) => unknown>): T {
+  return new Proxy(target, {
+    get(object, prop) {
+      const override = typeof prop === 'string' && Object.hasOwn(overrides, prop) ? overrides[prop] : undefined
+      if (override !== undefined) return (...args: unknown[]) => override(object, ...args)
+      const value = Reflect.get(object, prop, object)
+      return typeof value === 'function' ? value.bind(object) : value
+    }
+  })
 }
 
 interface SendsData {
