@@ -51,7 +51,7 @@ function nodeAead(c: NodeCrypto): Aead {
   }
 }
 
-/** The implementation in use: native on Node, @noble elsewhere. */
-export const aead: Aead = nodeCrypto === undefined ? nobleAead : nodeAead(nodeCrypto)
-/** Exposed for the cross-check test. */
+/** The native implementation where node:crypto exists (exposed for the cross-check test). */
 export const nativeAead: Aead | undefined = nodeCrypto === undefined ? undefined : nodeAead(nodeCrypto)
+/** The implementation in use: native on Node, @noble elsewhere. */
+export const aead: Aead = nativeAead ?? nobleAead

@@ -82,7 +82,7 @@ function nodeImpl(c: NodeCrypto): X25519Impl {
   }
 }
 
-/** The implementation in use: native on Node, @noble elsewhere. */
-export const x25519: X25519Impl = nodeCrypto === undefined ? nobleImpl : nodeImpl(nodeCrypto)
-/** Exposed for the cross-check test. */
+/** The native implementation where node:crypto exists (exposed for the cross-check test). */
 export const nativeX25519: X25519Impl | undefined = nodeCrypto === undefined ? undefined : nodeImpl(nodeCrypto)
+/** The implementation in use: native on Node, @noble elsewhere (one set of key caches). */
+export const x25519: X25519Impl = nativeX25519 ?? nobleImpl
