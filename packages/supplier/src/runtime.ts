@@ -1409,7 +1409,9 @@ class DefaultModelRuntime implements ModelRuntime {
         // while the consumer sends this one made them compete (at most FIRST_TOKEN_HANDOFF_MS).
         if (chunk !== undefined && !firstHandedOff) {
           firstHandedOff = true
-          await Promise.race([stream.drained(), aborted, new Promise(resolve => setTimeout(resolve, FIRST_TOKEN_HANDOFF_MS))])
+          let timer: ReturnType<typeof setTimeout> | undefined
+          await Promise.race([stream.drained(), aborted, new Promise(resolve => (timer = setTimeout(resolve, FIRST_TOKEN_HANDOFF_MS)))])
+          clearTimeout(timer)
         }
         if (sampled >= task.maxTokens) {
           finishReason = 'length'
