@@ -118,26 +118,23 @@ function toResponse(res: NodeResponse, signal: AbortSignal | undefined, release:
   const body = new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        /** Ends the body once: closed, or errored (with the abort reason when the signal fired). */
+        const finish = (error?: Error): void => {
+          if (finished) return
+          finished = true
+          if (error === undefined) controller.close()
+          else controller.error(signal?.aborted === true ? signal.reason : error)
+        }
         res.on('data', chunk => {
           if (finished) return
           controller.enqueue(chunk)
           if ((controller.desiredSize ?? 1) <= 0) res.pause()
         })
-        res.on('end', () => {
-          if (finished) return
-          finished = true
-          controller.close()
-        })
-        res.on('error', err => {
-          if (finished) return
-          finished = true
-          controller.error(signal?.aborted === true ? signal.reason : err)
-        })
+        res.on('end', () => finish())
+        res.on('error', err => finish(err))
         res.on('close', () => {
           release()
-          if (finished) return
-          finished = true
-          controller.error(signal?.aborted === true ? signal.reason : new Error('the connection closed before the response ended'))
+          finish(new Error('the connection closed before the response ended'))
         })
       },
       pull() {
