@@ -419,9 +419,8 @@ export class Supplier {
       const code = err instanceof GcnError ? err.code : 'ERR_INTERNAL'
       const message = err instanceof GcnError ? err.message : 'internal error'
       this.log.warn('task failed', { code })
-      // Held tokens are dropped: the error chunk ends the answer (the distributor fails over or reports it).
-      if (flushTimer !== undefined) clearTimeout(flushTimer)
-      flushTimer = undefined
+      // Held tokens are dropped (a pending flush then sends nothing): the error chunk ends the answer
+      // (the distributor fails over or reports it).
       held = undefined
       await sending.catch(() => {})
       await send({
