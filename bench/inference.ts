@@ -21,6 +21,8 @@ const MAX_TOKENS = 64
 const CAPACITY_SECONDS = Number(process.env.BENCH_CAPACITY_SECONDS ?? 15)
 /** Registry peers the latency devnet runs (BENCH_LATENCY_REGISTRIES; default 3, as `npm start`). */
 const LATENCY_REGISTRIES = Number(process.env.BENCH_LATENCY_REGISTRIES ?? 3)
+/** node-llama-cpp backend of both sides of the latency comparison (BENCH_GPU=cuda|auto; default CPU). */
+const GPU = process.env.BENCH_GPU === 'cuda' || process.env.BENCH_GPU === 'auto' ? process.env.BENCH_GPU : false
 const log = createLogger({ level: 'warn' })
 
 interface Sample {
@@ -55,7 +57,7 @@ function summarise(name: string, samples: Sample[]) {
 
 async function latencyVsDirect(): Promise<string> {
   const modelPath = await model('small')
-  const runtime = createModelRuntime({ modelPath, slots: 1, threads: 1 }, { logger: log })
+  const runtime = createModelRuntime({ modelPath, slots: 1, threads: 1, gpu: GPU }, { logger: log })
   await runtime.start()
   const devnet = await startDevnet([
     '--model',
@@ -66,6 +68,8 @@ async function latencyVsDirect(): Promise<string> {
     '1',
     '--threads',
     '1',
+    '--gpu',
+    String(GPU),
     '--gateway-port',
     '0',
     '--data-dir',
@@ -152,7 +156,7 @@ async function latencyVsDirect(): Promise<string> {
         `| ${r.name} | ${fmt(r.ttftP50, 2)} | ${fmt(r.ttftP99, 2)} | ${fmt(r.totalP50)} | ${fmt(r.totalP99)} | ${fmt(r.tokensPerRun)} | ${fmt(r.tokensPerSecond)} |`
     )
     .join('\n')
-  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, 1 thread, 1 slot, ${LATENCY_REGISTRIES} registry peers running, supplier frame interval ${process.env.GCN_FRAME_INTERVAL_MS ?? 'default (16 ms)'}, the devnet's other roles at nice ${process.env.GCN_ROLES_NICE ?? '10 (default)'})
+  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, ${GPU === false ? 'CPU, 1 thread' : `node-llama-cpp gpu '${GPU}'`}, 1 slot, ${LATENCY_REGISTRIES} registry peers running, supplier frame interval ${process.env.GCN_FRAME_INTERVAL_MS ?? 'default (16 ms)'}, the devnet's other roles at nice ${process.env.GCN_ROLES_NICE ?? '10 (default)'})
 
 | path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | tokens/run | tokens/s |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -177,6 +181,8 @@ async function capacity(concurrency: number): Promise<string> {
     '4',
     '--threads',
     '1',
+    '--gpu',
+    String(GPU),
     '--gateway-port',
     '0',
     '--data-dir',

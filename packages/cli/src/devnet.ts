@@ -35,6 +35,12 @@ export const devnetSchema = {
   model: { type: 'string', valueName: 'PATH', description: 'GGUF model every supplier serves (default: a generated tiny model)' },
   slots: { type: 'integer', min: 1, max: 64, default: 2, description: 'tasks each supplier generates at once' },
   threads: { type: 'integer', min: 1, max: 256, default: 1, description: 'CPU threads per supplier' },
+  gpu: {
+    type: 'string',
+    choices: ['false', 'auto', 'cuda'],
+    default: 'false',
+    description: 'GPU backend of the suppliers (node-llama-cpp prebuilt)'
+  },
   rolesNice: {
     type: 'integer',
     min: 0,
@@ -261,6 +267,8 @@ export async function runDevnet(argv: string[]): Promise<number> {
         String(values.slots),
         '--threads',
         String(values.threads),
+        '--gpu',
+        values.gpu,
         '--reward-address',
         supplierAccounts[i]!
       ])

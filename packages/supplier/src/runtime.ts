@@ -143,6 +143,10 @@ export interface ModelRuntimeInfo {
   /** Tokens per sequence (prompt + output) actually allocated. */
   contextSize: number
   trainContextSize: number
+  /** node-llama-cpp's backend in use: false for the CPU, else e.g. 'cuda'. */
+  gpu: false | string
+  /** Model layers offloaded to the GPU (0 on the CPU backend). */
+  gpuLayers: number
 }
 
 export interface ModelRuntimeStats {
@@ -1047,7 +1051,9 @@ class DefaultModelRuntime implements ModelRuntime {
         id,
         name: this.init.name ?? this.ggufName(model) ?? basename(modelPath).replace(/\.gguf$/i, ''),
         contextSize: context.contextSize,
-        trainContextSize: model.trainContextSize
+        trainContextSize: model.trainContextSize,
+        gpu: llama.gpu,
+        gpuLayers: model.gpuLayers
       }
       this.slots = Array.from({ length: this.slotCount }, (_, index) => ({ index, sequence: context!.getSequence() }))
       this.free = this.slots.slice()
@@ -1062,6 +1068,8 @@ class DefaultModelRuntime implements ModelRuntime {
         name: info.name,
         contextSize: info.contextSize,
         trainContextSize: info.trainContextSize,
+        gpu: info.gpu,
+        gpuLayers: info.gpuLayers,
         slots: this.slotCount,
         threads: this.threads,
         flashAttention: context.flashAttention,

@@ -97,7 +97,14 @@ describe('model runtime (tiny model, CPU, 1 thread)', () => {
 
   it('describes the model and starts idle', () => {
     expect(runtime.state).to.equal('started')
-    expect(runtime.info).to.deep.equal({ id: modelSha, name: 'gcn-tiny-s1', contextSize: 512, trainContextSize: 512 })
+    expect(runtime.info).to.deep.equal({
+      id: modelSha,
+      name: 'gcn-tiny-s1',
+      contextSize: 512,
+      trainContextSize: 512,
+      gpu: false,
+      gpuLayers: 0
+    })
     const stats = runtime.stats()
     expect(stats).to.include({ totalSlots: 2, freeSlots: 2, queueDepth: 0, active: 0 })
   })
