@@ -55,6 +55,12 @@ export const supplierSchema = {
   },
   contextSize: { type: 'integer', min: 64, description: 'tokens per sequence (default min(model, 2048))' },
   gpu: { type: 'string', choices: ['false', 'auto', 'cuda'], default: 'false', description: 'GPU backend for node-llama-cpp' },
+  gpuProbe: {
+    type: 'string',
+    choices: ['on', 'off'],
+    default: 'on',
+    description: 'with --gpu cuda|auto, first load the model and decode a few tokens on the GPU in a child process (see docs/operators.md)'
+  },
   price: { type: 'integer', min: 0, default: 1000, description: 'price in micro-units of the payment token per 1,000 tokens' },
   frameIntervalMs: {
     type: 'integer',
@@ -161,6 +167,7 @@ export async function runSupplier(argv: string[]): Promise<number> {
       maxQueue: values.maxQueue,
       threads: values.threads,
       gpu: values.gpu === 'false' ? false : (values.gpu as 'auto' | 'cuda'),
+      gpuProbe: values.gpuProbe !== 'off',
       onLoadProgress: fraction => {
         if (loading) loadBar.update(Math.round(fraction * 1000), 1000)
       }

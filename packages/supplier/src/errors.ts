@@ -3,6 +3,7 @@
  * and an operator gets a `hint`; messages carry identifiers and numbers, never prompt or output text.
  */
 import { GcnError, type GcnErrorOptions } from '@gcn/core'
+import { stderrSummary } from './gpu-probe.js'
 
 /** A model file could not be read (missing, unreadable, not a regular file). */
 export class ModelFileError extends GcnError {
@@ -78,4 +79,33 @@ export class InvalidJsonSchemaError extends GcnError {
 export class GenerationError extends GcnError {
   static override readonly code = 'ERR_GENERATION'
   override name = 'GenerationError'
+}
+
+/**
+ * The GPU backend failed its start-up probe: a child process that loaded the model on it and
+ * decoded a few tokens crashed (e.g. SIGABRT from ggml), hung or reported an error. Serving on it
+ * would crash the supplier at its first task. `stderrTail` holds the end of the probe's stderr
+ * (llama.cpp's and node-llama-cpp's messages; the probe decodes a fixed text, never a prompt).
+ */
+export class GpuBackendUnusableError extends GcnError {
+  static override readonly code = 'ERR_GPU_BACKEND_UNUSABLE'
+  override name = 'GpuBackendUnusableError'
+  readonly backend: string
+  readonly reason: string
+  readonly stderrTail: string
+
+  constructor(backend: string, reason: string, stderrTail: string, options: GcnErrorOptions = {}) {
+    const said = stderrSummary(stderrTail)
+    super(`GPU backend ${backend} is unusable: ${reason}`, {
+      hint:
+        `node-llama-cpp's ${backend} prebuilt may lack machine code for this GPU, or the driver may be too old for it: ` +
+        'update the NVIDIA driver, or build llama.cpp\'s CUDA backend for this GPU (docs/operators.md, "GPU suppliers"), ' +
+        'or run with --gpu false' +
+        (said === '' ? '' : `. The probe's stderr said: ${said.slice(-600)}`),
+      ...options
+    })
+    this.backend = backend
+    this.reason = reason
+    this.stderrTail = stderrTail
+  }
 }

@@ -12,6 +12,15 @@ export {
   writeGguf
 } from './gguf-writer.js'
 export {
+  GPU_PROBE_TIMEOUT_MS,
+  type GpuProbeFailure,
+  type GpuProbeInit,
+  type GpuProbeOptions,
+  type GpuProbeResult,
+  type GpuProbeSuccess,
+  probeGpuBackend
+} from './gpu-probe.js'
+export {
   type DecryptedModel,
   decryptModelToMemory,
   type EncryptedModelHeader,

@@ -65,6 +65,7 @@ import {
 } from 'node-llama-cpp'
 import {
   GenerationError,
+  GpuBackendUnusableError,
   InvalidGenerationParamsError,
   InvalidInputError,
   InvalidJsonSchemaError,
@@ -72,6 +73,7 @@ import {
   PromptTooLongError,
   QueueFullError
 } from './errors.js'
+import { probeGpuBackend, stderrSummary } from './gpu-probe.js'
 import { normaliseSha256, sha256File, verifyModelFile } from './model-file.js'
 import {
   DEFAULT_PROOF_TOP_K,
@@ -106,6 +108,16 @@ export interface ModelRuntimeInit {
   maxOutputTokens?: number
   /** Default false (CPU prebuilt). */
   gpu?: false | 'auto' | 'cuda'
+  /**
+   * With `gpu` 'cuda' or 'auto', first load the model and decode a few tokens on that backend in a
+   * child process (probeGpuBackend): a backend that aborts the process at its first decode (e.g.
+   * CUDA refusing the prebuilt's PTX) then fails start() with GpuBackendUnusableError ('cuda') or
+   * falls back to the CPU with a warning ('auto'), instead of killing the supplier at its first
+   * task. Costs one extra model load at start. Default true.
+   */
+  gpuProbe?: boolean
+  /** Testing only: the script the GPU probe's child runs (see GpuProbeInit.probeScript). */
+  gpuProbeScript?: string
   /**
    * Record each emitted token's raw logprob and top-K alternatives (GenerationTokenChunk.logprobs)
    * for proof of inference. Default true.
@@ -1006,9 +1018,38 @@ class DefaultModelRuntime implements ModelRuntime {
           ? sha256File(modelPath, { signal: hashAbort.signal })
           : Promise.resolve(await verifyModelFile(modelPath, this.init.expectedSha256))
       hashed.catch(() => {})
+      // A GPU backend is tried in a child process first: a crash there costs the child only.
+      const requestedGpu = this.init.gpu ?? false
+      let gpu: false | 'auto' | 'cuda' | 'vulkan' | 'metal' = requestedGpu
+      if (requestedGpu !== false && this.init.gpuProbe !== false) {
+        const probe = await probeGpuBackend({
+          modelPath,
+          gpu: requestedGpu,
+          threads: this.threads,
+          ...(this.init.gpuProbeScript === undefined ? {} : { probeScript: this.init.gpuProbeScript })
+        })
+        if (probe.ok) {
+          this.log.info('GPU backend probed', { requested: requestedGpu, gpu: probe.gpu, gpuLayers: probe.gpuLayers, probeMs: probe.ms })
+          // 'auto' loads in-process what the probe found working (false: no GPU, the CPU).
+          if (requestedGpu === 'auto') {
+            gpu = probe.gpu === false ? false : probe.gpu === 'cuda' || probe.gpu === 'vulkan' || probe.gpu === 'metal' ? probe.gpu : 'auto'
+          }
+        } else if (requestedGpu === 'cuda') {
+          throw new GpuBackendUnusableError(requestedGpu, probe.reason, probe.stderrTail)
+        } else {
+          this.log.warn('GPU backend failed its probe: running on the CPU', {
+            requested: requestedGpu,
+            reason: probe.reason,
+            exitCode: probe.exitCode,
+            signal: probe.signal,
+            native: stderrSummary(probe.stderrTail)
+          })
+          gpu = false
+        }
+      }
       try {
         llama = await getLlama({
-          gpu: this.init.gpu ?? false,
+          gpu,
           build: 'never',
           maxThreads: this.threads,
           logLevel: LlamaLogLevel.warn,
