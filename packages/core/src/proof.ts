@@ -1,7 +1,5 @@
-import { hkdf } from '@noble/hashes/hkdf.js'
-import { hmac } from '@noble/hashes/hmac.js'
-import { sha256 } from '@noble/hashes/sha2.js'
 import { GcnError, InvalidMessageError } from './errors.js'
+import { hashes } from './hashes.js'
 
 /**
  * Proof-of-inference commitments. While generating, the supplier records for
@@ -218,17 +216,18 @@ function u32(v: number): Uint8Array {
 
 /** The chain key: only holders of the task nonce can compute codes for this task and model. */
 export function proofKey(nonce: Uint8Array, taskId: Uint8Array, modelId: string): Uint8Array {
-  return hkdf(sha256, nonce, taskId, utf8.encode(`gcn/proof/1/${modelId}`), 32)
+  return hashes.hkdfSha256(nonce, taskId, utf8.encode(`gcn/proof/1/${modelId}`), 32)
 }
 
 function groupCode(key: Uint8Array, index: number, previous: Uint8Array, records: readonly TokenRecord[], finalCount?: number): Uint8Array {
-  const mac = hmac.create(sha256, key)
-  mac.update(u32(index))
-  mac.update(previous)
-  mac.update(Uint8Array.of(finalCount === undefined ? 0 : 1))
-  mac.update(u32(finalCount ?? records.length))
-  mac.update(encodeRecords(records))
-  return mac.digest().subarray(0, PROOF_CODE_BYTES)
+  const parts = [
+    u32(index),
+    previous,
+    Uint8Array.of(finalCount === undefined ? 0 : 1),
+    u32(finalCount ?? records.length),
+    encodeRecords(records)
+  ]
+  return hashes.hmacSha256(key, parts).subarray(0, PROOF_CODE_BYTES)
 }
 
 /** Shared chain state: groups of PROOF_GROUP_TOKENS records, each code chained to the previous one. */
@@ -284,6 +283,14 @@ export class ProofWriter {
 
   finish(): ProofSegment {
     return { records: [], codes: [this.chain.finish()], final: true }
+  }
+
+  /** The last tokens and the final code in one segment, for an answer's last chunk. */
+  finishWith(tokens: readonly TokenLogprob[]): ProofSegment {
+    const records = tokens.map(t => toRecord(t))
+    const codes = this.chain.push(records)
+    codes.push(this.chain.finish())
+    return { records, codes, final: true }
   }
 }
 

@@ -82,6 +82,33 @@ describe('proof of inference: commitments', () => {
     expect(verify(nonce, taskId, MODEL, stream(nonce, taskId, MODEL, [], []), 0)).to.have.length(0)
   })
 
+  it('verifies when the last tokens ride in the finishing segment (finishWith), and not with a token dropped from it', () => {
+    for (const [head, tail] of [
+      [[1, 3, 12], 24],
+      [[40], 0],
+      [[], 40],
+      [[1, 8], 31]
+    ] as Array<[number[], number]>) {
+      const writer = new ProofWriter(nonce, taskId, MODEL)
+      const parts: Array<{ segment: ProofSegment; ids: number[] }> = []
+      let i = 0
+      for (const size of head) {
+        const part = gen.slice(i, i + size)
+        i += size
+        parts.push({ segment: decodeProofSegment(encodeProofSegment(writer.segment(part))), ids: part.map(t => t.token) })
+      }
+      const last = gen.slice(i, i + tail)
+      const final = decodeProofSegment(encodeProofSegment(writer.finishWith(last)))
+      expect(final.final).to.equal(true)
+      const ids = last.map(t => t.token)
+      expect(verify(nonce, taskId, MODEL, [...parts, { segment: final, ids }], 40)).to.have.length(40)
+      if (tail > 1) {
+        const dropped = { segment: { ...final, records: final.records.slice(0, -1) }, ids: ids.slice(0, -1) }
+        expect(() => verify(nonce, taskId, MODEL, [...parts, dropped], 39)).to.throw(ProofError)
+      }
+    }
+  })
+
   it('is bound to the nonce, the task id and the model id (no replay)', () => {
     const parts = stream(nonce, taskId, MODEL, gen, sizes)
     expect(() => verify(randomBytes(32), taskId, MODEL, parts, 40)).to.throw(ProofError)
