@@ -274,8 +274,12 @@ describe('proof of inference against adversarial suppliers (real protocol, real 
 
   it('(f) truncating the output fails the always-on checks', async () => {
     const cheat = await supplier(await runtime(trueModel), {
-      // Drop every token chunk after the first (the first token goes alone); the done chunk still arrives.
-      testTamperChunk: (chunk, task) => (task.index >= 1 && chunk.finishReason === undefined ? undefined : chunk)
+      // Drop every token after the first (the first token goes alone): chunks without the finish are
+      // dropped, the finishing chunk (which carries the last tokens) arrives without its tokens.
+      testTamperChunk: (chunk, task) => {
+        if (task.index < 1) return chunk
+        return chunk.finishReason === undefined ? undefined : { ...chunk, text: '', tokenIds: [] }
+      }
     })
     const { router, verdicts } = await distributor([cheat])
     const r = await run(router, request(0, { maxTokens: 16, temperature: 0 }))

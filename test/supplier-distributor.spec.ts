@@ -510,6 +510,21 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(result.done).to.deep.include({ finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 24 } })
   })
 
+  it('sends the tokens still held at the end of the answer in its finishing chunk, proof intact', async () => {
+    const words = ['a ', 'b ', 'c ', 'd ', 'e ']
+    const engine = new FakeEngine({ chunks: words, delayMs: 0 })
+    const { dist, sups } = await network([engine], { supplier: { frameIntervalMs: 10_000 } })
+    const chunks = await rawTask(dist, sups[0]!)
+    expect(chunks.map(c => c.text), 'the first token alone, then the rest with the finish').to.deep.equal(['a ', 'b c d e '])
+    expect(chunks[1]!.finishReason).to.equal(WireFinishReason.STOP)
+    expect(chunks[1]!.usage?.completionTokens).to.equal(5)
+    // Through the distributor the proof (the last records and the final code in one segment) checks out.
+    const result = await collect(dist.router.stream(request()), () => {})
+    expect(result.error).to.equal(undefined)
+    expect(result.deltas.map(d => d.text)).to.deep.equal(['a ', 'b c d e '])
+    expect(result.done).to.deep.include({ finishReason: 'stop' })
+  })
+
   it('releases every task stream: more tasks than the per-connection stream limit, consumers stopping at done', async () => {
     const engine = new FakeEngine({ chunks: ['x'], delayMs: 0, promptTokens: 1 })
     const { dist, sups } = await network([engine])

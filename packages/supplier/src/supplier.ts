@@ -396,16 +396,17 @@ export class Supplier {
             flushTimer = setTimeout(() => void flush().catch(() => {}), dueInMs)
           }
         } else {
+          const end = {
+            finishReason: FINISH[chunk.finishReason] ?? FinishReason.ERROR,
+            usage: { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens }
+          }
+          // Tokens still held go out with the end of the answer: one chunk (one seal, one write, one
+          // wake-up of each hop) instead of two.
+          const last = held?.logprobs === undefined ? undefined : held
+          if (last !== undefined) held = undefined
           await flush()
-          await send(
-            {
-              text: '',
-              tokenIds: [],
-              finishReason: FINISH[chunk.finishReason] ?? FinishReason.ERROR,
-              usage: { promptTokens: chunk.usage.promptTokens, completionTokens: chunk.usage.completionTokens }
-            },
-            proof.finish()
-          )
+          if (last === undefined) await send({ text: '', tokenIds: [], ...end }, proof.finish())
+          else await send({ text: last.text, tokenIds: last.tokenIds, ...end }, proof.finishWith(last.logprobs!))
           // Only a whole answer is a completed task (and confirmed for payment); an aborted one is not.
           if (chunk.finishReason === 'stop' || chunk.finishReason === 'length') {
             this.completedTasks++
