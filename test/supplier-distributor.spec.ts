@@ -515,7 +515,10 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     const engine = new FakeEngine({ chunks: words, delayMs: 0 })
     const { dist, sups } = await network([engine], { supplier: { frameIntervalMs: 10_000 } })
     const chunks = await rawTask(dist, sups[0]!)
-    expect(chunks.map(c => c.text), 'the first token alone, then the rest with the finish').to.deep.equal(['a ', 'b c d e '])
+    expect(
+      chunks.map(c => c.text),
+      'the first token alone, then the rest with the finish'
+    ).to.deep.equal(['a ', 'b c d e '])
     expect(chunks[1]!.finishReason).to.equal(WireFinishReason.STOP)
     expect(chunks[1]!.usage?.completionTokens).to.equal(5)
     // Through the distributor the proof (the last records and the final code in one segment) checks out.
