@@ -1,7 +1,9 @@
 /**
  * The gateway client. Uses only fetch, streams, TextDecoder, AbortController
  * and timers so the same code runs in Node ≥ 20 and in browsers; in Node its
- * default fetch is a faster one over node:http (node-transport.ts).
+ * default transport is a faster one over node:http (node-transport.ts) that
+ * builds no WHATWG Response. Both go through the light HttpResponse of
+ * transport.ts.
  */
 import {
   AbortedError,
@@ -13,8 +15,9 @@ import {
   StreamError,
   TimeoutError
 } from './errors.js'
-import { nodeHttpFetch } from './node-transport.js'
-import { readSse } from './sse.js'
+import { nodeHttpTransport } from './node-transport.js'
+import { sseEvents } from './sse.js'
+import { fromFetch, type HttpResponse, type Transport } from './transport.js'
 
 /**
  * A chat message as the gateway accepts it.
@@ -198,9 +201,9 @@ export interface GcnClientOptions {
   /** Sent as `Authorization: Bearer <apiKey>`. */
   apiKey: string
   /**
-   * A fetch implementation. Default: in Node, a keep-alive transport over node:http/https
-   * (~0.5 ms less per streamed request than Node 20's fetch; it follows no redirects); elsewhere
-   * the global fetch. Pass `globalThis.fetch` to use Node's fetch instead.
+   * A fetch implementation. Default: in Node, a keep-alive transport over node:http/https that
+   * builds no WHATWG Response (~0.6 ms less per streamed request than Node 20's fetch; it follows
+   * no redirects); elsewhere the global fetch. Pass `globalThis.fetch` to use Node's fetch instead.
    */
   fetch?: typeof fetch
   /** Limit on a whole call: every attempt, the backoff between them and the stream. Default 60 000; 0 disables. */
@@ -370,7 +373,7 @@ export class GcnClient {
   /** Default `X-GCN-Session`. */
   readonly sessionId: string | undefined
   readonly #apiKey: string
-  readonly #fetch: (input: string, init: RequestInit) => Promise<Response>
+  readonly #transport: Transport
   readonly #timeoutMs: number
   readonly #maxRetries: number
   readonly #retryBaseDelayMs: number
@@ -380,11 +383,11 @@ export class GcnClient {
     if (typeof options.apiKey !== 'string') throw new TypeError('GcnClient: apiKey must be a string')
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
     this.#apiKey = options.apiKey
-    const nodeFetch = options.fetch === undefined ? nodeHttpFetch() : undefined
-    const fetchImpl = options.fetch ?? nodeFetch ?? globalThis.fetch
-    if (typeof fetchImpl !== 'function') throw new TypeError('GcnClient: no fetch available; pass options.fetch')
-    // Calling the global fetch as a method of another object throws "Illegal invocation" in browsers.
-    this.#fetch = options.fetch ?? nodeFetch ?? ((input, init) => globalThis.fetch(input, init))
+    const fetch = options.fetch ?? undefined
+    const transport =
+      fetch === undefined ? (nodeHttpTransport() ?? globalFetchTransport()) : typeof fetch === 'function' ? fromFetch(fetch) : undefined
+    if (transport === undefined) throw new TypeError('GcnClient: no fetch available; pass options.fetch')
+    this.#transport = transport
     this.#timeoutMs = nonNegative(options.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeoutMs')
     this.#maxRetries = Math.floor(nonNegative(options.maxRetries, DEFAULT_MAX_RETRIES, 'maxRetries'))
     this.#retryBaseDelayMs = nonNegative(options.retryBaseDelayMs, DEFAULT_RETRY_BASE_DELAY_MS, 'retryBaseDelayMs')
@@ -501,7 +504,7 @@ export class GcnClient {
     call: Call,
     options: RequestOptions,
     abortSignal: AbortSignal | undefined,
-    handle: (response: Response, signal: AbortSignal, state: AttemptState) => Promise<T>
+    handle: (response: HttpResponse, signal: AbortSignal, state: AttemptState) => Promise<T>
   ): Promise<T> {
     const timeoutMs = options.timeoutMs === undefined ? this.#timeoutMs : nonNegative(options.timeoutMs, 0, 'timeoutMs')
     const timeoutSignal = timeoutMs > 0 && Number.isFinite(timeoutMs) ? AbortSignal.timeout(timeoutMs) : undefined
@@ -520,7 +523,7 @@ export class GcnClient {
       for (let attempt = 0; ; attempt++) {
         try {
           if (linked.signal.aborted) throw linked.signal.reason
-          const response = await this.#fetch(this.baseUrl + call.path, {
+          const response = await this.#transport(this.baseUrl + call.path, {
             method: call.method,
             headers: this.#headers(call),
             ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
@@ -584,12 +587,12 @@ interface Chunk {
 /** Reads an SSE body into deltas; a JSON body (a gateway that ignored `stream`) is accepted as one delta. */
 async function readStreamed(
   kind: Kind,
-  response: Response,
+  response: HttpResponse,
   signal: AbortSignal,
   emit: (delta: Delta) => void,
   state: AttemptState
 ): Promise<ChatResult> {
-  const contentType = response.headers.get('content-type') ?? ''
+  const contentType = response.header('content-type') ?? ''
   if (contentType.includes('application/json')) {
     const result = resultFromJson(kind, await readJson(response))
     if (result.text !== '') {
@@ -598,9 +601,8 @@ async function readStreamed(
     }
     return result
   }
-  if (response.body === null) throw new ConnectionError('the gateway sent no response body')
   const result: ChatResult = { text: '', finishReason: null, usage: null, model: '', id: '', taskId: null }
-  for await (const event of readSse(response.body, { signal })) {
+  for await (const event of sseEvents(response.chunks(), { signal })) {
     if (event.data === '[DONE]') return result
     let chunk: Chunk
     try {
@@ -666,7 +668,7 @@ function streamErrorFrom(error: unknown): StreamError {
   return new StreamError(message ?? 'the gateway reported an error mid-stream', { ...fields, retryable: fields.type === 'server_error' })
 }
 
-async function readJson(response: Response): Promise<unknown> {
+async function readJson(response: HttpResponse): Promise<unknown> {
   const text = await response.text()
   try {
     return JSON.parse(text)
@@ -676,7 +678,7 @@ async function readJson(response: Response): Promise<unknown> {
 }
 
 /** The typed error of a non-2xx response; reads at most MAX_ERROR_BODY_BYTES of its body. */
-async function errorFrom(response: Response): Promise<GcnApiError> {
+async function errorFrom(response: HttpResponse): Promise<GcnApiError> {
   const text = await readCapped(response, MAX_ERROR_BODY_BYTES)
   let body: unknown = text.trim() === '' ? undefined : text.slice(0, 500)
   try {
@@ -684,39 +686,41 @@ async function errorFrom(response: Response): Promise<GcnApiError> {
   } catch {
     // Not JSON (e.g. a proxy's HTML page): the start of the text is the message.
   }
-  return errorFromResponse(response.status, body, parseRetryAfter(response.headers))
+  return errorFromResponse(response.status, body, parseRetryAfter(response))
 }
 
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
-  if (response.body === null) return ''
-  const reader = response.body.getReader()
+async function readCapped(response: HttpResponse, maxBytes: number): Promise<string> {
   const decoder = new TextDecoder()
   let text = ''
   let bytes = 0
   try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      bytes += value.byteLength
-      text += decoder.decode(value, { stream: true })
+    for await (const chunk of response.chunks()) {
+      bytes += chunk.byteLength
+      text += decoder.decode(chunk, { stream: true })
       if (bytes >= maxBytes) break
     }
     return text + decoder.decode()
   } finally {
-    reader.cancel().catch(() => {})
+    response.cancel()
   }
 }
 
 /** `Retry-After` (seconds, fractions allowed, or an HTTP date) or `retry-after-ms`, in milliseconds. */
-function parseRetryAfter(headers: Headers): number | undefined {
-  const ms = headers.get('retry-after-ms')
+function parseRetryAfter(response: HttpResponse): number | undefined {
+  const ms = response.header('retry-after-ms')
   if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Number(ms)
-  const value = headers.get('retry-after')
+  const value = response.header('retry-after')
   if (value === null || value.trim() === '') return undefined
   const seconds = Number(value)
   if (Number.isFinite(seconds)) return seconds >= 0 ? seconds * 1000 : undefined
   const date = Date.parse(value)
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}
+
+/** The global fetch as a transport, or undefined where there is none. */
+function globalFetchTransport(): Transport | undefined {
+  // Calling the global fetch as a method of another object throws "Illegal invocation" in browsers.
+  return typeof globalThis.fetch === 'function' ? fromFetch((input, init) => globalThis.fetch(input, init)) : undefined
 }
 
 /** One signal that aborts when any input does; dispose() detaches it so long-lived signals do not leak listeners. */

@@ -4,6 +4,7 @@
  * UTF-8 sequence or between the `\r` and `\n` of a line break.
  */
 import { StreamError } from './errors.js'
+import { readerChunks } from './transport.js'
 
 /**
  * One dispatched event.
@@ -50,6 +51,25 @@ const LF = 10
 const CR = 13
 const COLON = 58
 const SPACE = 32
+const BOM = 0xfeff
+
+/**
+ * Decodes chunks that end on a UTF-8 character boundary, with no state kept
+ * between calls: in Node a streaming TextDecoder goes through ICU, several
+ * times slower than this one-shot path. Shared, since it holds no state.
+ */
+let wholeDecoder: TextDecoder | undefined
+
+/** Whether `bytes` ends on a UTF-8 character boundary; false when that is not certain. */
+function endsOnBoundary(bytes: Uint8Array): boolean {
+  const n = bytes.length
+  for (let i = n - 1; i >= 0 && i >= n - 4; i--) {
+    const b = bytes[i]!
+    // ASCII or a lead byte: the end is a boundary if its whole sequence is here.
+    if ((b & 0xc0) !== 0x80) return n - i >= (b < 0xc0 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4)
+  }
+  return false
+}
 
 /**
  * Incremental parser: feed it byte chunks, get back the events they complete.
@@ -64,7 +84,12 @@ const SPACE = 32
  * ```
  */
 export class SseParser {
-  readonly #decoder = new TextDecoder('utf-8')
+  /** Decodes from a chunk that ends inside a character until one ends on a boundary. */
+  #streamDecoder: TextDecoder | undefined
+  /** #streamDecoder holds the start of a character. */
+  #pending = false
+  /** Some text was decoded: a byte-order mark is dropped only at the very start. */
+  #started = false
   readonly #maxEventSize: number
   /** Text of the line not yet terminated. */
   #line = ''
@@ -81,12 +106,28 @@ export class SseParser {
 
   /** Feeds the next bytes; throws StreamError when an event grows past the cap. */
   push(chunk: Uint8Array): SseEvent[] {
-    return this.#feed(this.#decoder.decode(chunk, { stream: true }))
+    let text: string
+    if (!this.#pending && endsOnBoundary(chunk)) {
+      wholeDecoder ??= new TextDecoder('utf-8', { ignoreBOM: true })
+      text = wholeDecoder.decode(chunk)
+    } else {
+      this.#streamDecoder ??= new TextDecoder('utf-8', { ignoreBOM: true })
+      text = this.#streamDecoder.decode(chunk, { stream: true })
+      // An empty chunk leaves the decoder as it was.
+      if (chunk.length > 0) this.#pending = !endsOnBoundary(chunk)
+    }
+    if (!this.#started && text.length > 0) {
+      this.#started = true
+      if (text.charCodeAt(0) === BOM) text = text.slice(1)
+    }
+    return this.#feed(text)
   }
 
   /** Flushes the decoder at the end of the stream; any unterminated event is dropped. */
   end(): SseEvent[] {
-    const events = this.#feed(this.#decoder.decode())
+    // A character cut off by the end decodes to U+FFFD.
+    const events = this.#pending ? this.#feed(this.#streamDecoder!.decode()) : []
+    this.#pending = false
     this.#line = ''
     this.#data = ''
     this.#type = ''
@@ -181,30 +222,52 @@ export async function* readSse(
   body: ReadableStream<Uint8Array>,
   options: SseOptions & { signal?: AbortSignal } = {}
 ): AsyncGenerator<SseEvent, void, undefined> {
+  // fetch already errors the body when its signal aborts; cancelling the reader
+  // too covers custom fetch implementations and bodies not tied to a signal.
+  yield* sseEvents(readerChunks(body.getReader(), options.signal), options)
+}
+
+/**
+ * Parses body chunks as server-sent events: the client's path, with no
+ * ReadableStream. Returning early (break) or an error calls the chunks'
+ * `return`, which should cancel the body. `signal` is checked around every
+ * read, which throws its reason once it aborted; the chunks must end or reject
+ * when it aborts (the transports and {@link readerChunks} see to it).
+ *
+ * @example
+ * ```ts
+ * for await (const event of sseEvents(response.chunks(), { signal })) {
+ *   if (event.data === '[DONE]') break
+ * }
+ * ```
+ */
+export async function* sseEvents(
+  chunks: AsyncIterable<Uint8Array>,
+  options: SseOptions & { signal?: AbortSignal } = {}
+): AsyncGenerator<SseEvent, void, undefined> {
   const { signal } = options
   const parser = new SseParser(options)
-  const reader = body.getReader()
-  // fetch already errors the body when its signal aborts; cancelling here too
-  // covers custom fetch implementations and bodies not tied to a signal.
-  const onAbort = () => {
-    reader.cancel(signal?.reason).catch(() => {})
-  }
-  signal?.addEventListener('abort', onAbort, { once: true })
+  const iterator = chunks[Symbol.asyncIterator]()
   let finished = false
   try {
     for (;;) {
       if (signal?.aborted) throw signal.reason
-      const { done, value } = await reader.read()
+      const { done, value } = await iterator.next()
       if (signal?.aborted) throw signal.reason
       if (done) {
         finished = true
-        yield* parser.end()
+        for (const event of parser.end()) yield event
         return
       }
-      yield* parser.push(value)
+      for (const event of parser.push(value)) yield event
     }
   } finally {
-    signal?.removeEventListener('abort', onAbort)
-    if (!finished) reader.cancel().catch(() => {})
+    if (!finished) {
+      try {
+        iterator.return?.()?.catch(() => {})
+      } catch {
+        // A failing return() must not hide the error that ended the loop.
+      }
+    }
   }
 }

@@ -2,7 +2,7 @@
 /// <reference types="mocha" />
 import { expect } from 'chai'
 import { StreamError } from '../src/errors.js'
-import { readSse, type SseEvent, SseParser } from '../src/sse.js'
+import { readSse, type SseEvent, SseParser, sseEvents } from '../src/sse.js'
 
 // Mixed line endings (\r\n, \n, lone \r), a comment, multi-line data, an id,
 // a field without a colon, and multi-byte UTF-8 (a ZWJ emoji sequence, CJK).
@@ -137,6 +137,75 @@ describe('sse parser', () => {
     } catch (e) {
       error = e
     }
+    expect(error).to.equal(reason)
+  })
+
+  it('keeps a U+FEFF that does not start the stream, whole chunks or split', () => {
+    const first = new TextEncoder().encode('data: a')
+    const second = new TextEncoder().encode('\uFEFF\n\n')
+    expect(parseChunks([first, second])).to.deep.equal([{ type: 'message', data: 'a\uFEFF', id: '' }])
+    expect(parseChunks([first, second.subarray(0, 1), second.subarray(1)])).to.deep.equal([{ type: 'message', data: 'a\uFEFF', id: '' }])
+  })
+
+  it('decodes invalid UTF-8 to U+FFFD the same wherever the chunks are cut', () => {
+    const invalid = Uint8Array.from([
+      ...new TextEncoder().encode('data: a'),
+      0xff,
+      0xe2,
+      0x82,
+      0x62,
+      0xf0,
+      0x9f,
+      ...new TextEncoder().encode('\n\n')
+    ])
+    const whole = parseChunks([invalid])
+    expect(whole).to.have.length(1)
+    expect(whole[0]!.data).to.equal(new TextDecoder().decode(invalid.subarray(6, -2)))
+    for (let i = 0; i <= invalid.length; i++) {
+      expect(parseChunks([invalid.subarray(0, i), invalid.subarray(i)]), `split at ${i}`).to.deep.equal(whole)
+    }
+  })
+
+  it('sseEvents parses any async iterable of chunks and returns it when the consumer stops', async () => {
+    let returned = false
+    const chunks = [bytes.subarray(0, 17), bytes.subarray(17, 18), bytes.subarray(18), new TextEncoder().encode('data: never read\n\n')]
+    const source: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: () => {
+        let i = 0
+        return {
+          next: async () => (i < chunks.length ? { done: false, value: chunks[i++]! } : { done: true, value: undefined }),
+          return: async () => {
+            returned = true
+            return { done: true, value: undefined }
+          }
+        }
+      }
+    }
+    const seen: SseEvent[] = []
+    for await (const event of sseEvents(source)) {
+      seen.push(event)
+      if (event.data === '[DONE]') break
+    }
+    expect(seen).to.deep.equal(EXPECTED)
+    expect(returned).to.equal(true)
+  })
+
+  it('sseEvents throws the abort reason once its signal aborted', async () => {
+    const ac = new AbortController()
+    const reason = new Error('stop')
+    async function* source() {
+      yield new TextEncoder().encode('data: 1\n\ndata: 2\n\n')
+      ac.abort(reason)
+      yield new TextEncoder().encode('data: 3\n\n')
+    }
+    const seen: string[] = []
+    let error: unknown
+    try {
+      for await (const event of sseEvents(source(), { signal: ac.signal })) seen.push(event.data)
+    } catch (e) {
+      error = e
+    }
+    expect(seen).to.deep.equal(['1', '2'])
     expect(error).to.equal(reason)
   })
 })
