@@ -27,9 +27,10 @@
  */
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { ed25519 } from '@noble/curves/ed25519.js'
+import { hkdf } from '@noble/hashes/hkdf.js'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { aead } from './aead.js'
 import { DecryptionError, GcnError, InvalidKeyError, InvalidSignatureError } from './errors.js'
-import { hashes } from './hashes.js'
 import { x25519 } from './x25519.js'
 
 const SEAL_VERSION = 0x01
@@ -57,7 +58,7 @@ export interface SealOptions {
 }
 
 export function sha256(bytes: Uint8Array): Uint8Array {
-  return hashes.sha256(bytes)
+  return nobleSha256(bytes)
 }
 
 export function randomBytes(length: number): Uint8Array {
@@ -182,7 +183,7 @@ function isAllZero(bytes: Uint8Array): boolean {
 }
 
 function deriveKey(shared: Uint8Array, ephPub: Uint8Array, recipientX: Uint8Array, context: Uint8Array): Uint8Array {
-  return hashes.hkdfSha256(shared, concat(ephPub, recipientX), concat(SEAL_INFO, context), 32)
+  return hkdf(nobleSha256, shared, concat(ephPub, recipientX), concat(SEAL_INFO, context), 32)
 }
 
 /**
