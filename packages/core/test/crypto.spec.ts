@@ -89,6 +89,19 @@ describe('crypto: seal/open', () => {
     expect(a.subarray(1, 33)).to.not.deep.equal(b.subarray(1, 33))
   })
 
+  it('uses every ephemeral key once, also those agreed ahead of time between seals', async () => {
+    const keys = new Set<string>()
+    for (let i = 0; i < 12; i++) {
+      // Alternate recipients, with and without a turn of the event loop (when the next agreement is made).
+      const recipient = i % 3 === 0 ? bob : alice
+      const sealed = seal(recipient.publicKey, utf8(`m${i}`))
+      expect(open(recipient, sealed)).to.deep.equal(utf8(`m${i}`))
+      keys.add(Buffer.from(sealed.subarray(1, 33)).toString('hex'))
+      if (i % 2 === 0) await new Promise(resolve => setImmediate(resolve))
+    }
+    expect(keys.size).to.equal(12)
+  })
+
   it('fails for the wrong recipient', () => {
     const err = expectThrows(() => open(bob, seal(alice.publicKey, utf8('secret'))), DecryptionError)
     expect((err as DecryptionError).hint).to.be.a('string')
