@@ -41,7 +41,11 @@ export interface SupplierInit {
   rewardAddress: string
   /** Re-advertise at least this often; changes are advertised at once (debounced). */
   advertIntervalMs?: number
-  /** Minimum gap between two adverts caused by changes. */
+  /**
+   * Minimum gap between two adverts caused by changes. Default 1 s: slots change twice per task,
+   * and every advert costs each distributor a signature check (and the network its gossip); at
+   * 100 ms a busy supplier sent up to 10 a second, each landing on the decode of a task in flight.
+   */
   advertDebounceMs?: number
   /** How long a new task stream may take to deliver its TaskOpen frame. */
   openTimeoutMs?: number
@@ -74,7 +78,7 @@ export interface SupplierInit {
 
 export const SUPPLIER_DEFAULTS = Object.freeze({
   advertIntervalMs: 2_000,
-  advertDebounceMs: 100,
+  advertDebounceMs: 1_000,
   openTimeoutMs: 5_000,
   maxTaskStreams: 64,
   frameIntervalMs: 16,
