@@ -12,10 +12,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
-import { createModelRuntime, type ModelRuntime, writeGguf } from '@gcn/supplier'
-import { fmt, machine, percentile, ROOT } from './lib.js'
+import { createModelRuntime, type ModelRuntime } from '@gcn/supplier'
+import { BENCH_DATA as DATA, fmt, machine, benchModel as model, percentile, ROOT, runInProcess } from './lib.js'
 
-const DATA = join(ROOT, '.gcn', 'bench')
 const RUNS = Number(process.env.BENCH_BACKENDS_RUNS ?? 20)
 const WARMUP = 3
 const MAX_TOKENS = 64
@@ -32,24 +31,10 @@ interface Backend {
   threads: number
 }
 
-async function model(preset: 'tiny' | 'small'): Promise<string> {
-  const path = join(DATA, 'models', `gcn-${preset}-s1.gguf`)
-  if (!existsSync(path)) await writeGguf(path, { preset, seed: 1 })
-  return path
-}
-
 /** One task: time to its first text and its decode speed after that. */
 async function once(runtime: ModelRuntime): Promise<{ ttftMs: number; decodeTokensPerSecond: number; tokens: number; totalMs: number }> {
-  const t0 = performance.now()
-  let first = Number.NaN
-  let tokens = 0
-  for await (const chunk of runtime.generate(input, { maxTokens: MAX_TOKENS, temperature: 0 })) {
-    if (chunk.type === 'token') {
-      if (Number.isNaN(first) && chunk.text !== '') first = performance.now()
-    } else tokens = chunk.usage.completionTokens
-  }
-  const end = performance.now()
-  return { ttftMs: first - t0, decodeTokensPerSecond: ((tokens - 1) * 1000) / (end - first), tokens, totalMs: end - t0 }
+  const { ttftMs, totalMs, tokens, decodeMs } = await runInProcess(runtime, input, MAX_TOKENS)
+  return { ttftMs, decodeTokensPerSecond: ((tokens - 1) * 1000) / decodeMs, tokens, totalMs }
 }
 
 async function measure(preset: 'tiny' | 'small', backend: Backend): Promise<string> {

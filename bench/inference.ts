@@ -11,10 +11,21 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
 import { GcnClient } from '@gcn/sdk'
-import { createModelRuntime, writeGguf } from '@gcn/supplier'
-import { children, cpuSeconds, fmt, machine, percentile, ROOT, startDevnet, waitQuiet } from './lib.js'
+import { createModelRuntime } from '@gcn/supplier'
+import {
+  children,
+  cpuSeconds,
+  BENCH_DATA as DATA,
+  fmt,
+  machine,
+  benchModel as model,
+  percentile,
+  ROOT,
+  runInProcess,
+  startDevnet,
+  waitQuiet
+} from './lib.js'
 
-const DATA = join(ROOT, '.gcn', 'bench')
 const RUNS = Number(process.env.BENCH_RUNS ?? 20)
 const WARMUP = 3
 const MAX_TOKENS = 64
@@ -32,12 +43,6 @@ interface Sample {
 }
 
 const messages = [{ role: 'user' as const, content: 'The dragon attacks the village at night. What does the innkeeper say?' }]
-
-async function model(preset: 'tiny' | 'small'): Promise<string> {
-  const path = join(DATA, 'models', `gcn-${preset}-s1.gguf`)
-  if (!existsSync(path)) await writeGguf(path, { preset, seed: 1 })
-  return path
-}
 
 function summarise(name: string, samples: Sample[]) {
   const ttft = samples.map(s => s.ttftMs)
@@ -98,15 +103,8 @@ async function latencyVsDirect(): Promise<string> {
   }
   const runDirect = async (): Promise<Sample> => {
     await quiet()
-    const t0 = performance.now()
-    let first = Number.NaN
-    let tokens = 0
-    for await (const chunk of runtime.generate(input, { maxTokens: MAX_TOKENS, temperature: 0 })) {
-      if (chunk.type === 'token') {
-        if (Number.isNaN(first) && chunk.text !== '') first = performance.now()
-      } else tokens = chunk.usage.completionTokens
-    }
-    return { ttftMs: first - t0, totalMs: performance.now() - t0, tokens }
+    const { ttftMs, totalMs, tokens } = await runInProcess(runtime, input, MAX_TOKENS)
+    return { ttftMs, totalMs, tokens }
   }
   const runNetwork = async (c: GcnClient): Promise<Sample> => {
     await quiet()

@@ -4,9 +4,38 @@ import { cpus, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import type { InferenceInput } from '@gcn/core'
+import { type ModelRuntime, writeGguf } from '@gcn/supplier'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const GCN_BIN = join(ROOT, 'packages', 'cli', 'bin', 'gcn.js')
+/** Where benchmarks keep generated models and devnet state. */
+export const BENCH_DATA = join(ROOT, '.gcn', 'bench')
+
+/** The generated model of this preset (seed 1), written once. */
+export async function benchModel(preset: 'tiny' | 'small'): Promise<string> {
+  const path = join(BENCH_DATA, 'models', `gcn-${preset}-s1.gguf`)
+  if (!existsSync(path)) await writeGguf(path, { preset, seed: 1 })
+  return path
+}
+
+/** One greedy task on a model runtime in-process: when it started, its first text arrived and it ended. */
+export async function runInProcess(
+  runtime: ModelRuntime,
+  input: InferenceInput,
+  maxTokens: number
+): Promise<{ ttftMs: number; totalMs: number; tokens: number; decodeMs: number }> {
+  const t0 = performance.now()
+  let first = Number.NaN
+  let tokens = 0
+  for await (const chunk of runtime.generate(input, { maxTokens, temperature: 0 })) {
+    if (chunk.type === 'token') {
+      if (Number.isNaN(first) && chunk.text !== '') first = performance.now()
+    } else tokens = chunk.usage.completionTokens
+  }
+  const end = performance.now()
+  return { ttftMs: first - t0, totalMs: end - t0, tokens, decodeMs: end - first }
+}
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN

@@ -44,7 +44,9 @@ function stream(
   taskId: Uint8Array,
   model: string,
   all: TokenLogprob[],
-  sizes: number[]
+  sizes: number[],
+  /** Tokens after the sized chunks that ride in the finishing segment (finishWith). */
+  finalTokens = 0
 ): Array<{ segment: ProofSegment; ids: number[] }> {
   const writer = new ProofWriter(nonce, taskId, model)
   const out: Array<{ segment: ProofSegment; ids: number[] }> = []
@@ -54,7 +56,9 @@ function stream(
     i += size
     out.push({ segment: decodeProofSegment(encodeProofSegment(writer.segment(part))), ids: part.map(t => t.token) })
   }
-  out.push({ segment: decodeProofSegment(encodeProofSegment(writer.finish())), ids: [] })
+  const last = all.slice(i, i + finalTokens)
+  const final = finalTokens === 0 ? writer.finish() : writer.finishWith(last)
+  out.push({ segment: decodeProofSegment(encodeProofSegment(final)), ids: last.map(t => t.token) })
   return out
 }
 
@@ -85,27 +89,14 @@ describe('proof of inference: commitments', () => {
   it('verifies when the last tokens ride in the finishing segment (finishWith), and not with a token dropped from it', () => {
     for (const [head, tail] of [
       [[1, 3, 12], 24],
-      [[40], 0],
       [[], 40],
       [[1, 8], 31]
     ] as Array<[number[], number]>) {
-      const writer = new ProofWriter(nonce, taskId, MODEL)
-      const parts: Array<{ segment: ProofSegment; ids: number[] }> = []
-      let i = 0
-      for (const size of head) {
-        const part = gen.slice(i, i + size)
-        i += size
-        parts.push({ segment: decodeProofSegment(encodeProofSegment(writer.segment(part))), ids: part.map(t => t.token) })
-      }
-      const last = gen.slice(i, i + tail)
-      const final = decodeProofSegment(encodeProofSegment(writer.finishWith(last)))
-      expect(final.final).to.equal(true)
-      const ids = last.map(t => t.token)
-      expect(verify(nonce, taskId, MODEL, [...parts, { segment: final, ids }], 40)).to.have.length(40)
-      if (tail > 1) {
-        const dropped = { segment: { ...final, records: final.records.slice(0, -1) }, ids: ids.slice(0, -1) }
-        expect(() => verify(nonce, taskId, MODEL, [...parts, dropped], 39)).to.throw(ProofError)
-      }
+      const parts = stream(nonce, taskId, MODEL, gen, head, tail)
+      expect(verify(nonce, taskId, MODEL, parts, 40)).to.have.length(40)
+      const final = parts.at(-1)!
+      const dropped = { segment: { ...final.segment, records: final.segment.records.slice(0, -1) }, ids: final.ids.slice(0, -1) }
+      expect(() => verify(nonce, taskId, MODEL, [...parts.slice(0, -1), dropped], 39)).to.throw(ProofError)
     }
   })
 
