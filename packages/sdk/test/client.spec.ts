@@ -18,6 +18,7 @@ import {
   StreamError,
   TimeoutError
 } from '../src/index.js'
+import { rejection } from './helpers.js'
 
 interface SeenRequest {
   method: string
@@ -110,15 +111,6 @@ async function collect(stream: ChatStream): Promise<{ texts: string[]; error: un
   } catch (error) {
     return { texts, error }
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 const messages = [{ role: 'user' as const, content: 'Hello' }]

@@ -7,6 +7,7 @@ import { expect } from 'chai'
 import { ConnectionError, GcnClient, RateLimitError } from '../src/index.js'
 import { MAX_QUEUED_CHUNKS, NodeHttpResponse, type NodeResponse, nodeHttpTransport } from '../src/node-transport.js'
 import { fromFetch, type HttpResponse, type Transport } from '../src/transport.js'
+import { rejection } from './helpers.js'
 
 /** Rejects when `promise` has not settled within `ms`: a deadline, never a wait. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -19,15 +20,6 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   } finally {
     clearTimeout(timer)
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 /** One event-loop turn: lets node:http hand a finished socket back to its agent. */

@@ -1,14 +1,13 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AbortedError, createLogger, type Logger, NotStartedError, silentLogger } from '@gcn/core'
 import { expect } from 'chai'
 import { GpuBackendUnusableError, ModelLoadError } from '../src/errors.js'
-import { writeGguf } from '../src/gguf-writer.js'
 import { type GpuProbeFailure, type GpuProbeResult, probeGpuBackend } from '../src/gpu-probe.js'
 import { createModelRuntime, type ModelRuntime } from '../src/runtime.js'
+import { rejection, tinyModelInTempDir } from './helpers.js'
 
 /**
  * The GPU probe on a machine without a GPU: the real child (node-llama-cpp) for 'cuda' (no CUDA
@@ -44,15 +43,6 @@ async function until(predicate: () => boolean, timeoutMs: number, what: string):
   }
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
-
 function processGone(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -82,9 +72,7 @@ describe('GPU probe (child process)', function () {
   let cuda: GpuProbeResult
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'gcn-gpu-probe-'))
-    modelPath = join(dir, 'tiny.gguf')
-    await writeGguf(modelPath, { preset: 'tiny', seed: 1 })
+    ;({ dir, modelPath } = await tinyModelInTempDir('gcn-gpu-probe-'))
     cuda = await probeGpuBackend({ modelPath, gpu: 'cuda' })
   })
 
@@ -182,9 +170,7 @@ describe('model runtime: the GPU probe at start', function () {
   let runtime: ModelRuntime | undefined
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'gcn-gpu-probe-runtime-'))
-    modelPath = join(dir, 'tiny.gguf')
-    await writeGguf(modelPath, { preset: 'tiny', seed: 1 })
+    ;({ dir, modelPath } = await tinyModelInTempDir('gcn-gpu-probe-runtime-'))
   })
 
   afterEach(async () => {

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AbortedError, ConfigError, silentLogger } from '@gcn/core'
 import { expect } from 'chai'
 import { ModelFileError, ModelHashMismatchError } from '../src/errors.js'
-import { writeGguf } from '../src/gguf-writer.js'
 import { normaliseSha256, sha256File, verifyModelFile } from '../src/model-file.js'
 import { createModelRuntime } from '../src/runtime.js'
+import { tinyModelInTempDir } from './helpers.js'
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -24,9 +23,7 @@ describe('model-file', () => {
   let modelSha: string
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'gcn-model-file-'))
-    modelPath = join(dir, 'tiny.gguf')
-    modelSha = (await writeGguf(modelPath, { preset: 'tiny', seed: 1 })).sha256
+    ;({ dir, modelPath, modelSha } = await tinyModelInTempDir('gcn-model-file-'))
   })
 
   after(async () => {

@@ -13,6 +13,7 @@ import {
   type ModelRuntime,
   type ModelRuntimeInit
 } from '../src/runtime.js'
+import { rejection } from './helpers.js'
 
 interface Generated {
   chunks: GenerationTokenChunk[]
@@ -32,15 +33,6 @@ async function generate(runtime: ModelRuntime, input: InferenceInput, params: Ge
     text: chunks.map(c => c.text).join(''),
     logprobs: chunks.flatMap(c => c.logprobs ?? [])
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 const KING: InferenceInput = { kind: 'prompt', prompt: 'The king said' }

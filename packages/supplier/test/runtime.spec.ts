@@ -1,11 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { AbortedError, type GenerationParams, type InferenceInput, NotStartedError, silentLogger } from '@gcn/core'
 import { expect } from 'chai'
 import { getLlama, type Llama, type LlamaContext, type LlamaModel, type Token } from 'node-llama-cpp'
 import { InvalidGenerationParamsError, InvalidJsonSchemaError, PromptTooLongError, QueueFullError } from '../src/errors.js'
-import { VOCABULARY, writeGguf } from '../src/gguf-writer.js'
+import { VOCABULARY } from '../src/gguf-writer.js'
 import {
   createModelRuntime,
   type GenerationChunk,
@@ -14,6 +12,7 @@ import {
   type ModelRuntime,
   type ModelRuntimeStats
 } from '../src/runtime.js'
+import { tinyModelInTempDir } from './helpers.js'
 
 interface Collected {
   chunks: GenerationTokenChunk[]
@@ -76,9 +75,7 @@ describe('model runtime (tiny model, CPU, 1 thread)', () => {
   let runtime: ModelRuntime
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'gcn-runtime-'))
-    modelPath = join(dir, 'tiny.gguf')
-    modelSha = (await writeGguf(modelPath, { preset: 'tiny', seed: 1 })).sha256
+    ;({ dir, modelPath, modelSha } = await tinyModelInTempDir('gcn-runtime-'))
     runtime = createModelRuntime({ modelPath, expectedSha256: modelSha, slots: 2, threads: 1 }, { logger: silentLogger })
     await runtime.start()
   })
