@@ -8,12 +8,11 @@
  * 4 cores, 8 too).
  */
 import '@gcn/core/polyfill'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
 import { createModelRuntime, type ModelRuntime } from '@gcn/supplier'
-import { BENCH_DATA as DATA, fmt, machine, benchModel as model, percentile, ROOT, runInProcess } from './lib.js'
+import { appendSection, BENCH_DATA as DATA, fmt, machine, benchModel as model, percentile, runInProcess } from './lib.js'
 
 const RUNS = Number(process.env.BENCH_BACKENDS_RUNS ?? 20)
 const WARMUP = 3
@@ -121,10 +120,7 @@ Machine: ${machine()}. The supplier's model runtime in-process (${SLOTS} slots),
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 `
-  process.stdout.write(`${section}\n`)
-  const file = join(ROOT, 'BENCHMARKS.md')
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
-  writeFileSync(file, `${existing.trimEnd()}\n\n${section}`)
+  appendSection(section)
 }
 
 await main()

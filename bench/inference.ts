@@ -7,12 +7,13 @@
  *     concurrent streaming clients on the `tiny` model, and CPU per process.
  */
 import '@gcn/core/polyfill'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
 import { GcnClient } from '@gcn/sdk'
 import { createModelRuntime } from '@gcn/supplier'
 import {
+  appendSection,
   children,
   cpuSeconds,
   BENCH_DATA as DATA,
@@ -20,7 +21,6 @@ import {
   machine,
   benchModel as model,
   percentile,
-  ROOT,
   runInProcess,
   startDevnet,
   waitQuiet
@@ -256,11 +256,7 @@ benchmark client (maxRetries 0) counts as errors instead of retrying.
 Where the time goes: the CPU column is each process's share of the 2 cores during the run; suppliers spend
 theirs in llama.cpp, the distributor in routing, sealing and HTTP/SSE, the client in the SDK's SSE parsing.
 `
-  process.stdout.write(`${section}\n`)
-  const file = join(ROOT, 'BENCHMARKS.md')
-  const header = '# Benchmarks\n\n`npm run bench` runs every benchmark and appends a dated section here.\n\n'
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : header
-  writeFileSync(file, `${existing.trimEnd()}\n\n${section}`)
+  appendSection(section)
 }
 
 await main()

@@ -167,6 +167,7 @@ export async function waitQuiet(
 export function appendSection(markdown: string): void {
   process.stdout.write(`${markdown}\n`)
   const file = join(ROOT, 'BENCHMARKS.md')
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
+  const header = '# Benchmarks\n\n`npm run bench` runs every benchmark and appends a dated section here.\n'
+  const existing = existsSync(file) ? readFileSync(file, 'utf8') : header
   writeFileSync(file, `${existing.trimEnd()}\n\n${markdown.trim()}\n`)
 }

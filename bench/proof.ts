@@ -6,7 +6,7 @@
  * the same attacks through the real protocol).
  */
 import '@gcn/core/polyfill'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   createLogger,
@@ -21,7 +21,7 @@ import {
   toRecord
 } from '@gcn/core'
 import { createModelRuntime, createRuntimeReferee, type ModelRuntime, REFEREE_DEFAULTS, writeGguf } from '@gcn/supplier'
-import { fmt, machine, ROOT } from './lib.js'
+import { appendSection, fmt, machine, ROOT } from './lib.js'
 
 const DATA = join(ROOT, '.gcn', 'bench', 'models')
 const TRIALS = Number(process.env.BENCH_PROOF_TRIALS ?? 200)
@@ -225,10 +225,7 @@ Proof generation overhead (recording raw logprobs and top-2 while generating; gr
 | --- | --- | --- | --- |
 ${overhead.join('\n')}
 `
-  process.stdout.write(`${section}\n`)
-  const file = join(ROOT, 'BENCHMARKS.md')
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
-  writeFileSync(file, `${existing.trimEnd()}\n\n${section}`)
+  appendSection(section)
 }
 
 await main()
