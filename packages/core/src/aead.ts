@@ -93,5 +93,5 @@ const smallEnough = (aad: Uint8Array, size: number): boolean => aad.byteLength <
 export const aead: Aead = {
   name: base === nativeAead ? 'wasm+node' : 'wasm+noble',
   encrypt: (key, nonce, aad, plaintext) => (smallEnough(aad, plaintext.byteLength) ? wasmAead : base).encrypt(key, nonce, aad, plaintext),
-  decrypt: (key, nonce, aad, sealed) => (smallEnough(aad, sealed.byteLength) ? wasmAead : base).decrypt(key, nonce, aad, sealed)
+  decrypt: (key, nonce, aad, sealed) => (smallEnough(aad, sealed.byteLength - TAG_BYTES) ? wasmAead : base).decrypt(key, nonce, aad, sealed)
 }
