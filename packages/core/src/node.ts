@@ -17,6 +17,7 @@ import { type Logger, silentLogger } from './logger.js'
 import type { MetricsRegistry } from './metrics.js'
 import { CAPACITY_TOPIC, DHT_PROTOCOL, REGISTRY_BLOCKS_TOPIC, REGISTRY_REPORTS_TOPIC } from './protocols.js'
 import { tcpWholeWrites } from './tcp-whole-writes.js'
+import { installYamuxHalfWindowUpdates } from './yamux-window-updates.js'
 
 /**
  * One factory builds the libp2p node for every gcn role. Production settings
@@ -217,6 +218,7 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
   const bootstrapList = init.bootstrap ?? []
   validateBootstrapAddrs(bootstrapList)
   const dhtServer = init.dhtServer ?? SERVER_ROLES.has(init.role)
+  installYamuxHalfWindowUpdates()
 
   const options: Libp2pOptions<GcnServices> = {
     privateKey: init.privateKey,
