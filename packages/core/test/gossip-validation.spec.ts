@@ -16,6 +16,7 @@ import {
 import { createGcnNode, type GcnNode, GOSSIP_SCORING } from '../src/node.js'
 import { CAPACITY_TOPIC, REGISTRY_BLOCKS_TOPIC, REGISTRY_REPORTS_TOPIC } from '../src/protocols.js'
 import { AdvertEnvelopeCodec, type CapacityAdvert, CapacityAdvertCodec } from '../src/wire.js'
+import { localTestNodes } from './helpers.js'
 
 const MODEL = 'ab'.repeat(32)
 
@@ -172,24 +173,10 @@ describe('gossip validation', function () {
   })
 
   describe('peer scoring on the gcn topics (real gossipsub, local profile)', () => {
-    const nodes: GcnNode[] = []
+    const nodes = localTestNodes({ targetPeers: 0 })
+    afterEach(() => nodes.stopAll())
 
-    afterEach(async () => {
-      await Promise.all(nodes.splice(0).map(n => n.stop()))
-    })
-
-    async function start(privateKey?: PrivateKey): Promise<GcnNode> {
-      const n = await createGcnNode({
-        role: 'client',
-        privateKey: privateKey ?? (await generateKeyPair('Ed25519')),
-        profile: 'local',
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        targetPeers: 0
-      })
-      await n.start()
-      nodes.push(n)
-      return n
-    }
+    const start = (privateKey?: PrivateKey): Promise<GcnNode> => nodes.start(privateKey === undefined ? {} : { privateKey })
 
     it('configures the gcn topics for every profile', async () => {
       for (const profile of ['production', 'local'] as const) {

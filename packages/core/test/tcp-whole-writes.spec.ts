@@ -1,31 +1,15 @@
-import { Socket } from 'node:net'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'chai'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { createGcnNode, type GcnNode } from '../src/node.js'
 import { writeWhole } from '../src/tcp-whole-writes.js'
+import { localTestNodes, spySocketWrites } from './helpers.js'
 
 describe('tcpWholeWrites', function () {
   this.timeout(20_000)
-  const nodes: GcnNode[] = []
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map(n => n.stop()))
-  })
-
-  async function node(): Promise<GcnNode> {
-    const n = await createGcnNode({
-      role: 'supplier',
-      privateKey: await generateKeyPair('Ed25519'),
-      profile: 'local',
-      listen: ['/ip4/127.0.0.1/tcp/0']
-    })
-    await n.start()
-    nodes.push(n)
-    return n
-  }
+  const nodes = localTestNodes({ role: 'supplier' })
+  afterEach(() => nodes.stopAll())
 
   it('writes each libp2p message to the socket once, not its Noise length prefix apart', async () => {
-    const [a, b] = [await node(), await node()]
+    const [a, b] = [await nodes.start(), await nodes.start()]
     const received: number[] = []
     await b.libp2p.handle('/gcn/test-writes/1.0.0', stream => {
       stream.addEventListener('message', event => received.push(event.data.byteLength))
@@ -33,11 +17,9 @@ describe('tcpWholeWrites', function () {
     const stream = await a.libp2p.dialProtocol(b.libp2p.getMultiaddrs(), '/gcn/test-writes/1.0.0')
     const port = Number(b.libp2p.getMultiaddrs()[0]!.toString().split('/')[4])
     const writes: number[] = []
-    const write = Socket.prototype.write
-    Socket.prototype.write = function (this: Socket, chunk: Uint8Array, ...rest: unknown[]) {
-      if (this.remotePort === port) writes.push(chunk.byteLength)
-      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
-    } as typeof write
+    const restore = spySocketWrites((socket, bytes) => {
+      if (socket.remotePort === port) writes.push(bytes)
+    })
     const messages = 20
     try {
       for (let i = 0; i < messages; i++) {
@@ -48,7 +30,7 @@ describe('tcpWholeWrites', function () {
       const deadline = Date.now() + 5_000
       while (received.reduce((s, n) => s + n, 0) < messages * 100 && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
     } finally {
-      Socket.prototype.write = write
+      restore()
     }
     expect(received.reduce((s, n) => s + n, 0)).to.equal(messages * 100)
     // One write per message: 2 (Noise length) + 12 (yamux header) + 100 + 16 (tag) bytes. Without the fix

@@ -1,9 +1,7 @@
-import { Socket } from 'node:net'
 import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'chai'
-import { createGcnNode, type GcnNode } from '../src/node.js'
 import { installYamuxHalfWindowUpdates } from '../src/yamux-window-updates.js'
+import { localTestNodes, spySocketWrites } from './helpers.js'
 
 /** Yamux's WINDOW_UPDATE frame type (its FrameType enum value). */
 const WINDOW_UPDATE = 1
@@ -32,10 +30,8 @@ function fakeStream(state: StreamState, consumed: number): { stream: YamuxStream
 
 describe('yamux half-window updates', function () {
   this.timeout(20_000)
-  const nodes: GcnNode[] = []
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map(n => n.stop()))
-  })
+  const nodes = localTestNodes({ role: 'supplier' })
+  afterEach(() => nodes.stopAll())
 
   before(() => installYamuxHalfWindowUpdates())
 
@@ -65,18 +61,7 @@ describe('yamux half-window updates', function () {
   })
 
   it('a receiver of many small messages does not answer each with a window update (the library did)', async () => {
-    const node = async (): Promise<GcnNode> => {
-      const n = await createGcnNode({
-        role: 'supplier',
-        privateKey: await generateKeyPair('Ed25519'),
-        profile: 'local',
-        listen: ['/ip4/127.0.0.1/tcp/0']
-      })
-      await n.start()
-      nodes.push(n)
-      return n
-    }
-    const [a, b] = [await node(), await node()]
+    const [a, b] = [await nodes.start(), await nodes.start()]
     let receivedBytes = 0
     await b.libp2p.handle('/gcn/test-window/1.0.0', stream => {
       stream.addEventListener('message', event => {
@@ -86,11 +71,9 @@ describe('yamux half-window updates', function () {
     const stream = await a.libp2p.dialProtocol(b.libp2p.getMultiaddrs(), '/gcn/test-window/1.0.0')
     // Header-only yamux frames (window updates, yamux pings) are 2 (Noise length) + 12 + 16 (tag) bytes on the socket.
     let headerOnlyWrites = 0
-    const write = Socket.prototype.write
-    Socket.prototype.write = function (this: Socket, chunk: Uint8Array, ...rest: unknown[]) {
-      if (chunk.byteLength === 30) headerOnlyWrites++
-      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
-    } as typeof write
+    const restore = spySocketWrites((_socket, bytes) => {
+      if (bytes === 30) headerOnlyWrites++
+    })
     const messages = 20
     try {
       for (let i = 0; i < messages; i++) {
@@ -100,7 +83,7 @@ describe('yamux half-window updates', function () {
       const deadline = Date.now() + 5_000
       while (receivedBytes < messages * 100 && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
     } finally {
-      Socket.prototype.write = write
+      restore()
     }
     expect(receivedBytes).to.equal(messages * 100)
     // Unpatched, the receiver wrote one update per message (20 or more); what is left are the SYN/ACKs of the
