@@ -42,3 +42,38 @@ export function spySocketWrites(seen: (socket: Socket, bytes: number) => void): 
     Socket.prototype.write = write
   }
 }
+
+/**
+ * Opens a stream of `protocol` from `a` to `b` and sends it `count` messages of 100 bytes, each its
+ * own batch (2 ms apart), with every socket write of this process passed to `seen` meanwhile.
+ * Resolves with the bytes `b` received, once all arrived (or after 5 s).
+ */
+export async function sendSmallMessages(
+  a: GcnNode,
+  b: GcnNode,
+  protocol: string,
+  count: number,
+  seen: (socket: Socket, bytes: number) => void
+): Promise<number> {
+  let received = 0
+  await b.libp2p.handle(protocol, stream => {
+    stream.addEventListener('message', event => {
+      received += event.data.byteLength
+    })
+  })
+  const stream = await a.libp2p.dialProtocol(b.libp2p.getMultiaddrs(), protocol)
+  const restore = spySocketWrites(seen)
+  try {
+    for (let i = 0; i < count; i++) {
+      stream.send(new Uint8Array(100).fill(i))
+      // The next message is queued after this one was written.
+      await new Promise(resolve => setTimeout(resolve, 2))
+    }
+    const deadline = Date.now() + 5_000
+    while (received < count * 100 && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
+  } finally {
+    restore()
+    stream.abort(new Error('done'))
+  }
+  return received
+}
