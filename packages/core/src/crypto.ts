@@ -244,6 +244,25 @@ function deriveKey(shared: Uint8Array, ephPub: Uint8Array, recipientX: Uint8Arra
  */
 export function seal(recipient: PublicKey | Uint8Array, plaintext: Uint8Array, options?: SealOptions): Uint8Array {
   if (!isBytes(plaintext)) throw new GcnError('plaintext must be a Uint8Array')
+  return prepareSeal(recipient, options).seal(plaintext)
+}
+
+/** A seal() whose key agreement, nonce and key are made ahead; see prepareSeal. */
+export interface PreparedSeal {
+  /** Encrypts `plaintext` into a box for open(); once only. */
+  seal(plaintext: Uint8Array): Uint8Array
+  /** Wipes the key without using it. */
+  discard(): void
+}
+
+/**
+ * Does all of a seal() to `recipient` under `options.context` that does not
+ * need the plaintext (key agreement, nonce, key derivation), so that sealing
+ * later only encrypts: a distributor prepares its next task's request box
+ * while it is idle. The box is the one seal() makes; the key is used once and
+ * then wiped (a second seal() throws).
+ */
+export function prepareSeal(recipient: PublicKey | Uint8Array, options?: SealOptions): PreparedSeal {
   const context = contextOf(options, message => new GcnError(message))
   const recipientX = x25519PublicKeyFromEd25519(recipient)
 
@@ -253,15 +272,26 @@ export function seal(recipient: PublicKey | Uint8Array, plaintext: Uint8Array, o
   } catch (err) {
     throw new InvalidKeyError('recipient key cannot be used for key agreement', { cause: err })
   }
-  const shared = eph.shared
   const nonce = randomBytes(NONCE_LENGTH)
   const header = concat(Uint8Array.of(SEAL_VERSION), eph.publicKey, nonce)
-  const key = deriveKey(shared, eph.publicKey, recipientX, context)
-  shared.fill(0)
-  try {
-    return concat(header, aead.encrypt(key, nonce, concat(header, context), plaintext))
-  } finally {
-    key.fill(0)
+  const key = deriveKey(eph.shared, eph.publicKey, recipientX, context)
+  eph.shared.fill(0)
+  let used = false
+  return {
+    seal(plaintext) {
+      if (!isBytes(plaintext)) throw new GcnError('plaintext must be a Uint8Array')
+      if (used) throw new GcnError('a prepared seal is used once')
+      used = true
+      try {
+        return concat(header, aead.encrypt(key, nonce, concat(header, context), plaintext))
+      } finally {
+        key.fill(0)
+      }
+    },
+    discard() {
+      used = true
+      key.fill(0)
+    }
   }
 }
 

@@ -242,8 +242,8 @@ class Chain {
   private index = 0
   count = 0
 
-  constructor(nonce: Uint8Array, taskId: Uint8Array, modelId: string) {
-    this.key = proofKey(nonce, taskId, modelId)
+  constructor(key: Uint8Array) {
+    this.key = key
   }
 
   /** Adds records; returns the codes of every group they complete. */
@@ -277,7 +277,7 @@ export class ProofWriter {
   private readonly chain: Chain
 
   constructor(nonce: Uint8Array, taskId: Uint8Array, modelId: string) {
-    this.chain = new Chain(nonce, taskId, modelId)
+    this.chain = new Chain(proofKey(nonce, taskId, modelId))
   }
 
   segment(tokens: readonly TokenLogprob[]): ProofSegment {
@@ -320,9 +320,13 @@ export class ProofVerifier {
     nonce: Uint8Array,
     taskId: Uint8Array,
     modelId: string,
-    private readonly options: { greedy: boolean }
+    private readonly options: {
+      greedy: boolean
+      /** proofKey(nonce, taskId, modelId), when the caller derived it ahead (off a task's critical path). */
+      key?: Uint8Array
+    }
   ) {
-    this.chain = new Chain(nonce, taskId, modelId)
+    this.chain = new Chain(options.key ?? proofKey(nonce, taskId, modelId))
   }
 
   /** Checks one chunk's segment against the token ids streamed in that chunk. */

@@ -5,6 +5,7 @@ import { expect } from 'chai'
 import {
   assertValidSignature,
   open,
+  prepareSeal,
   randomBytes,
   SEAL_OVERHEAD,
   seal,
@@ -13,7 +14,7 @@ import {
   verifyPayload,
   x25519PublicKeyFromEd25519
 } from '../src/crypto.js'
-import { DecryptionError, InvalidKeyError, InvalidSignatureError } from '../src/errors.js'
+import { DecryptionError, GcnError, InvalidKeyError, InvalidSignatureError } from '../src/errors.js'
 
 function expectThrows(fn: () => unknown, type: abstract new (...args: never[]) => Error): Error {
   try {
@@ -174,6 +175,22 @@ describe('crypto: seal/open', () => {
     const offCurve = new Uint8Array(32)
     offCurve[0] = 2
     expectThrows(() => seal(offCurve, utf8('x')), InvalidKeyError)
+  })
+
+  it('a prepared seal makes a box open() reads under the same context, once, and can be discarded', () => {
+    const context = utf8('task-1')
+    const prepared = prepareSeal(alice.publicKey, { context })
+    const box = prepared.seal(utf8('prepared'))
+    expect(new TextDecoder().decode(open(alice, box, { context }))).to.equal('prepared')
+    expectThrows(() => open(alice, box, { context: utf8('task-2') }), DecryptionError)
+    expectThrows(() => prepared.seal(utf8('again')), GcnError)
+    const dropped = prepareSeal(alice.publicKey, { context })
+    dropped.discard()
+    expectThrows(() => dropped.seal(utf8('x')), GcnError)
+    // Two prepared seals of the same plaintext are unlinkable (fresh ephemeral key and nonce each).
+    const [a, b] = [prepareSeal(bob.publicKey).seal(utf8('same')), prepareSeal(bob.publicKey).seal(utf8('same'))]
+    expect(Buffer.from(a.subarray(1, 33)).equals(Buffer.from(b.subarray(1, 33)))).to.equal(false)
+    expectThrows(() => prepareSeal(new Uint8Array(32).fill(0xff), { context }), InvalidKeyError)
   })
 })
 

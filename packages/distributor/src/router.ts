@@ -16,6 +16,7 @@ import type { SupplierDirectory, SupplierEntry } from './directory.js'
 import { InvalidRequestError, NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
 import type { ProofReferee, RescoreJob, VerdictEvent } from './referee.js'
 import { runTask, type TaskDone } from './task-client.js'
+import { TaskKits } from './task-kits.js'
 import { TASK_STREAMS_DEFAULTS, TaskStreams } from './task-streams.js'
 
 /** Supplier refusals that are the request's fault: the client gets a 400, not a retry elsewhere. */
@@ -145,6 +146,8 @@ export class TaskRouter implements InferenceBackend {
   private readonly log: Logger
   private readonly random: () => number
   private readonly streams?: TaskStreams
+  /** Each supplier's next task kit (ids, secrets, request box key), made ahead. */
+  private readonly kits = new TaskKits()
   /** sessionId → supplier peer id, in insertion order for LRU eviction. */
   private readonly sessions = new Map<string, string>()
   /** Counters for metrics and the dashboard. */
@@ -170,9 +173,10 @@ export class TaskRouter implements InferenceBackend {
     return this.streams?.stats
   }
 
-  /** Drops the spare task streams (the node closes everything else). */
+  /** Drops the spare task streams and wipes the ready task kits (the node closes everything else). */
   stop(): void {
     this.streams?.stop()
+    this.kits.stop()
   }
 
   /** Called for every proof verdict (re-scoring and always-on failures). */
@@ -390,6 +394,7 @@ export class TaskRouter implements InferenceBackend {
         for await (const event of runTask(this.components.node, supplier, model.id, request, {
           signal,
           deadlineMs: Date.now() + this.init.taskTimeoutMs,
+          kits: this.kits,
           ...(this.streams === undefined ? {} : { streams: this.streams })
         })) {
           if (firstAt === undefined) {

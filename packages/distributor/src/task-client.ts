@@ -11,9 +11,6 @@ import {
   ProofError,
   ProofVerifier,
   plainBytes,
-  RESPONSE_KEY_BYTES,
-  randomBytes,
-  seal,
   TASK_PROTOCOL,
   type TaskChunk,
   TaskChunkCodec,
@@ -28,6 +25,7 @@ import {
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { SupplierEntry } from './directory.js'
 import { TaskFailedError } from './errors.js'
+import { makeTaskKit, type TaskKits } from './task-kits.js'
 import type { TaskStreams } from './task-streams.js'
 
 const FINISH: Partial<Record<WireFinishReason, FinishReason>> = {
@@ -73,15 +71,16 @@ export async function* runTask(
     deadlineMs: number
     /** Task streams with a ready spare per supplier; without it each task dials its own. */
     streams?: TaskStreams
+    /** Task kits made ahead per supplier and model; without it each task makes its own. */
+    kits?: TaskKits
   }
 ): AsyncGenerator<InferenceEvent, void, undefined> {
-  const taskId = randomBytes(16)
-  const responseKey = randomBytes(RESPONSE_KEY_BYTES)
-  // Secret per-task nonce: keys the supplier's proof-of-inference chain.
-  const nonce = randomBytes(32)
+  const kit = options.kits?.take(supplier.peerId.toString(), supplier.publicKey, modelId) ?? makeTaskKit(supplier.publicKey, modelId)
+  // The nonce is secret per task: it keys the supplier's proof-of-inference chain.
+  const { taskId, responseKey, nonce } = kit
   // Under a JSON-schema grammar the best allowed token, not the raw top-1, is chosen even when greedy.
   const greedy = request.params.temperature === 0 && request.params.jsonSchema === undefined
-  const verifier = new ProofVerifier(nonce, taskId, modelId, { greedy })
+  const verifier = new ProofVerifier(nonce, taskId, modelId, { greedy, key: kit.proofKey })
   const outputTokenIds: number[] = []
   const wireRequest: TaskRequest = {
     taskId: plainBytes(taskId),
@@ -101,7 +100,12 @@ export async function* runTask(
     responseKey: plainBytes(responseKey),
     deadlineMs: options.deadlineMs
   } as TaskRequest
-  const sealedRequest = seal(supplier.publicKey, TaskRequestCodec.encode(wireRequest), { context: taskId })
+  let sealedRequest: Uint8Array
+  try {
+    sealedRequest = kit.box.seal(TaskRequestCodec.encode(wireRequest))
+  } finally {
+    kit.box.discard()
+  }
   const target: Multiaddr[] | typeof supplier.peerId = supplier.addrs.length > 0 ? supplier.addrs : supplier.peerId
   const stream =
     options.streams !== undefined
