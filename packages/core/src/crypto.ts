@@ -161,17 +161,6 @@ function takeEphemeral(): { secretKey: Uint8Array; publicKey: Uint8Array } {
   return pair
 }
 
-/**
- * The next key agreement with each recent recipient, made ahead of time: a distributor seals
- * every task to one of a few suppliers, and the agreement (~0.08 ms natively on an idle process)
- * would otherwise sit on each task's time to first token. Each one is used once, then the next
- * is made off the critical path. Bounded; an evicted one is wiped.
- */
-const READY_AGREEMENTS_MAX = 64
-const readyAgreements = new Map<string, { publicKey: Uint8Array; shared: Uint8Array }>()
-const agreementsDue = new Map<string, Uint8Array>()
-let agreementsScheduled = false
-
 function agree(recipientX: Uint8Array): { publicKey: Uint8Array; shared: Uint8Array } {
   const eph = takeEphemeral()
   try {
@@ -179,37 +168,6 @@ function agree(recipientX: Uint8Array): { publicKey: Uint8Array; shared: Uint8Ar
   } finally {
     eph.secretKey.fill(0)
   }
-}
-
-function takeAgreement(recipientX: Uint8Array): { publicKey: Uint8Array; shared: Uint8Array } {
-  const id = bytesToHexKey(recipientX)
-  const ready = readyAgreements.get(id)
-  readyAgreements.delete(id)
-  const agreement = ready ?? agree(recipientX)
-  if (typeof setImmediate === 'function') {
-    agreementsDue.set(id, recipientX.slice())
-    if (!agreementsScheduled) {
-      agreementsScheduled = true
-      setImmediate(() => {
-        agreementsScheduled = false
-        for (const [due, key] of agreementsDue) {
-          agreementsDue.delete(due)
-          if (readyAgreements.has(due)) continue
-          if (readyAgreements.size >= READY_AGREEMENTS_MAX) {
-            const [oldest, stale] = readyAgreements.entries().next().value!
-            readyAgreements.delete(oldest)
-            stale.shared.fill(0)
-          }
-          try {
-            readyAgreements.set(due, agree(key))
-          } catch {
-            // The next seal to it agrees inline and reports the error there.
-          }
-        }
-      }).unref?.()
-    }
-  }
-  return agreement
 }
 
 /** X25519 secret and public key of our own Ed25519 identity, derived once per key object. */
@@ -268,7 +226,7 @@ export function prepareSeal(recipient: PublicKey | Uint8Array, options?: SealOpt
 
   let eph: { publicKey: Uint8Array; shared: Uint8Array }
   try {
-    eph = takeAgreement(recipientX)
+    eph = agree(recipientX)
   } catch (err) {
     throw new InvalidKeyError('recipient key cannot be used for key agreement', { cause: err })
   }

@@ -90,10 +90,10 @@ describe('crypto: seal/open', () => {
     expect(a.subarray(1, 33)).to.not.deep.equal(b.subarray(1, 33))
   })
 
-  it('uses every ephemeral key once, also those agreed ahead of time between seals', async () => {
+  it('uses every ephemeral key once, also across turns of the event loop (when the key pool refills)', async () => {
     const keys = new Set<string>()
     for (let i = 0; i < 12; i++) {
-      // Alternate recipients, with and without a turn of the event loop (when the next agreement is made).
+      // Alternate recipients, with and without a turn of the event loop.
       const recipient = i % 3 === 0 ? bob : alice
       const sealed = seal(recipient.publicKey, utf8(`m${i}`))
       expect(open(recipient, sealed)).to.deep.equal(utf8(`m${i}`))
