@@ -286,7 +286,7 @@ export class ProofWriter {
   }
 
   finish(): ProofSegment {
-    return { records: [], codes: [this.chain.finish()], final: true }
+    return this.finishWith([])
   }
 
   /** The last tokens and the final code in one segment, for an answer's last chunk. */

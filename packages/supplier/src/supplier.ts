@@ -409,8 +409,7 @@ export class Supplier {
           const last = held?.logprobs === undefined ? undefined : held
           if (last !== undefined) held = undefined
           await flush()
-          if (last === undefined) await send({ text: '', tokenIds: [], ...end }, proof.finish())
-          else await send({ text: last.text, tokenIds: last.tokenIds, ...end }, proof.finishWith(last.logprobs!))
+          await send({ text: last?.text ?? '', tokenIds: last?.tokenIds ?? [], ...end }, proof.finishWith(last?.logprobs ?? []))
           // Only a whole answer is a completed task (and confirmed for payment); an aborted one is not.
           if (chunk.finishReason === 'stop' || chunk.finishReason === 'length') {
             this.completedTasks++
