@@ -383,7 +383,7 @@ export class GcnClient {
     if (typeof options.apiKey !== 'string') throw new TypeError('GcnClient: apiKey must be a string')
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
     this.#apiKey = options.apiKey
-    const fetch = options.fetch ?? undefined
+    const { fetch } = options
     const transport =
       fetch === undefined ? (nodeHttpTransport() ?? globalFetchTransport()) : typeof fetch === 'function' ? fromFetch(fetch) : undefined
     if (transport === undefined) throw new TypeError('GcnClient: no fetch available; pass options.fetch')
