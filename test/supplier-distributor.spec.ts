@@ -57,6 +57,8 @@ interface FakeScript {
   firstDelayMs?: number
   /** Wait between chunks (abortable). */
   delayMs?: number
+  /** Wait before each chunk (abortable), by index; overrides delayMs. */
+  delaysMs?: number[]
   /** Thrown before any chunk. */
   throwBefore?: Error
   /** Thrown after this many chunks. */
@@ -141,7 +143,8 @@ class FakeEngine implements GenerationEngine {
       for (let i = 0; i < chunks.length; i++) {
         if (s.hangAfter === i) await wait(Number.POSITIVE_INFINITY, signal)
         if (s.throwAfter?.chunks === i) throw s.throwAfter.error
-        if (i > 0 && s.delayMs !== undefined) await wait(s.delayMs, signal)
+        const delay = s.delaysMs?.[i] ?? (i > 0 ? s.delayMs : undefined)
+        if (delay !== undefined && delay > 0) await wait(delay, signal)
         run.yielded++
         // Plausible proof data: each token is the most likely one.
         const logprobs = [
@@ -508,6 +511,24 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     for (let i = 1; i < arrivals.length - 1; i++) expect(arrivals[i]! - arrivals[i - 1]!, `gap before chunk ${i}`).to.be.greaterThan(15)
     // Every token's proof record arrived and checked out: the task is done with all of them.
     expect(result.done).to.deep.include({ finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 24 } })
+  })
+
+  it('sends held tokens with the first token made after the interval, and after one more interval if the decoder stalls', async () => {
+    // Interval 100 ms. 'b ' (at 5 ms) is due at 100 and leaves with 'c ' (at 150); 'd ' (at 160, due
+    // at 250) has no follower until 860, so the backstop sends it alone at ~350.
+    const engine = new FakeEngine({ chunks: ['a ', 'b ', 'c ', 'd ', 'e '], delaysMs: [0, 5, 145, 10, 700] })
+    const { dist } = await network([engine], { supplier: { frameIntervalMs: 100 } })
+    const arrivals: number[] = []
+    const started = performance.now()
+    const result = await collect(dist.router.stream(request()), () => {
+      arrivals.push(performance.now() - started)
+    })
+    expect(result.error).to.equal(undefined)
+    expect(result.deltas.map(d => d.text)).to.deep.equal(['a ', 'b c ', 'd ', 'e '])
+    expect(result.deltas.map(d => d.tokenIds)).to.deep.equal([[1], [2, 3], [4], [5]])
+    expect(arrivals[2]! - arrivals[1]!, 'the stalled token waits about an interval past its due time').to.be.within(120, 450)
+    expect(arrivals[3]! - arrivals[2]!, 'and not for the next token').to.be.greaterThan(250)
+    expect(result.done).to.deep.include({ finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 5 } })
   })
 
   it('sends the tokens still held at the end of the answer in its finishing chunk, proof intact', async () => {

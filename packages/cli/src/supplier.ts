@@ -68,7 +68,7 @@ export const supplierSchema = {
     max: 1_000,
     default: SUPPLIER_DEFAULTS.frameIntervalMs,
     description:
-      'tokens made within this many ms of the last chunk go out together in the next one (the first at once); 0 = a chunk per token'
+      'tokens made within this many ms of the last chunk go out with the first one made after it (the first token at once); 0 = a chunk per token'
   },
   ...statusOptions,
   drainMs: {
