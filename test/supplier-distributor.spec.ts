@@ -144,7 +144,7 @@ class FakeEngine implements GenerationEngine {
         if (s.hangAfter === i) await wait(Number.POSITIVE_INFINITY, signal)
         if (s.throwAfter?.chunks === i) throw s.throwAfter.error
         const delay = s.delaysMs?.[i] ?? (i > 0 ? s.delayMs : undefined)
-        if (delay !== undefined && delay > 0) await wait(delay, signal)
+        if (delay !== undefined) await wait(delay, signal)
         run.yielded++
         // Plausible proof data: each token is the most likely one.
         const logprobs = [
