@@ -54,10 +54,9 @@ export interface SupplierInit {
   /**
    * Tokens generated within this many ms of the last chunk sent wait and go out together with the
    * first token made after it (or, if the decoder stalls, one interval after they were due); the
-   * first token always goes out at once. Every chunk costs
-   * each hop a sealed frame, a proof segment and a socket write, and a game shows text once per
-   * display frame (16.7 ms at 60 Hz), so sending faster only burns the CPU that decodes. 0: one
-   * chunk per token.
+   * first token always goes out at once. Every chunk costs each hop a sealed frame, a proof segment
+   * and a socket write, and a game shows text once per display frame (16.7 ms at 60 Hz), so sending
+   * faster only burns the CPU that decodes. 0: one chunk per token.
    */
   frameIntervalMs?: number
   /**
