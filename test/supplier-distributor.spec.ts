@@ -5,12 +5,14 @@ import {
   createFramedStream,
   createGcnNode,
   type FinishReason,
+  type FramedStream,
   type GcnNode,
   type GenerationParams,
   type InferenceEvent,
   type InferenceInput,
   type InferenceRequest,
   plainBytes,
+  prepareSeal,
   RESPONSE_KEY_BYTES,
   randomBytes,
   StreamEndedError,
@@ -492,6 +494,20 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(entry.ewmaTtftMs).to.be.a('number')
   })
 
+  it("sends the next task on the spare stream that announced it: the supplier agreed on the request's key ahead", async () => {
+    const engine = new FakeEngine({ chunks: ['a', 'b', 'c'], delayMs: 2 })
+    const { dist, sups } = await network([engine])
+    const first = await collect(dist.router.stream(request()))
+    expect(first.text).to.equal('abc')
+    await until(() => dist.router.streamStats?.sparesAnnounced === 1, 'the spare to be announced')
+    expect(sups[0]!.supplier.requestsOpenedAhead).to.equal(0)
+    const second = await collect(dist.router.stream(request()))
+    expect(second.error).to.equal(undefined)
+    expect(second.text).to.equal('abc')
+    expect(dist.router.streamStats).to.include({ sparesUsed: 1 })
+    expect(sups[0]!.supplier.requestsOpenedAhead).to.equal(1)
+  })
+
   it('sends the first token at once and tokens made within frameIntervalMs of a chunk together in the next, proof intact', async () => {
     const words = Array.from({ length: 24 }, (_, i) => `w${i} `)
     const engine = new FakeEngine({ chunks: words, delayMs: 4 })
@@ -559,7 +575,8 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
       }
     }
     expect(engine.runs).to.have.length(150)
-    await until(() => sups[0]!.supplier.openTaskStreams === 0, 'the supplier to hold no task streams')
+    // The last task's spare stays open on the supplier until its openTimeoutMs (5 s).
+    await until(() => sups[0]!.supplier.openTaskStreams === 0, 'the supplier to hold no task streams', 8_000)
     const taskStreams = () =>
       dist.node.libp2p
         .getConnections()
@@ -813,6 +830,75 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
       })
       await expectAborted(stream)
       expect(engine.runs).to.have.length(0)
+      await stillServes()
+    })
+
+    it('opens a request announced ahead with the key it prepared, and a request for another task as usual', async () => {
+      const announce = async (framed: FramedStream, taskId: Uint8Array, header: Uint8Array): Promise<void> =>
+        framed.write(TaskOpenCodec, {
+          version: WIRE_VERSION,
+          taskId: plainBytes(taskId),
+          sealedRequest: new Uint8Array(0),
+          requestBoxHeader: plainBytes(header)
+        })
+      const send = async (framed: FramedStream, taskId: Uint8Array, sealedRequest: Uint8Array): Promise<void> =>
+        framed.write(TaskOpenCodec, { version: WIRE_VERSION, taskId: plainBytes(taskId), sealedRequest: plainBytes(sealedRequest) })
+      const answered = async (framed: FramedStream, taskId: Uint8Array, responseKey: Uint8Array): Promise<string> => {
+        const cipher = new ChunkCipher(responseKey, taskId)
+        let text = ''
+        let seq = 0
+        for await (const frame of framed.frames(TaskFrameCodec, { signal: AbortSignal.timeout(5_000) })) {
+          text += TaskChunkCodec.decode(cipher.open(seq++, frame.sealed)).text
+        }
+        await framed.close().catch(() => undefined)
+        return text
+      }
+
+      // Announced, then sent with the announced box.
+      const first = buildTask()
+      const box = prepareSeal(sup.key.publicKey, { context: first.taskId })
+      const framed = createFramedStream(await openTaskStream(dist, sup))
+      await announce(framed, first.taskId, box.header)
+      await send(framed, first.taskId, box.seal(TaskRequestCodec.encode(first.request)))
+      expect(await answered(framed, first.taskId, first.responseKey)).to.equal('still serving')
+      expect(sup.supplier.requestsOpenedAhead).to.equal(1)
+
+      // Announced, then another task sent instead: opened as usual.
+      const unused = buildTask()
+      const second = buildTask()
+      const other = createFramedStream(await openTaskStream(dist, sup))
+      await announce(other, unused.taskId, prepareSeal(sup.key.publicKey, { context: unused.taskId }).header)
+      await send(other, second.taskId, seal(sup.key.publicKey, TaskRequestCodec.encode(second.request), { context: second.taskId }))
+      expect(await answered(other, second.taskId, second.responseKey)).to.equal('still serving')
+      expect(sup.supplier.requestsOpenedAhead).to.equal(1)
+      expect(engine.runs).to.have.length(2)
+    })
+
+    it('aborts a stream whose request is not in the announced box, or that announces twice, and keeps serving', async () => {
+      const { taskId, request: req } = buildTask()
+      const announcement = {
+        version: WIRE_VERSION,
+        taskId: plainBytes(taskId),
+        sealedRequest: new Uint8Array(0),
+        requestBoxHeader: plainBytes(prepareSeal(sup.key.publicKey, { context: taskId }).header)
+      }
+      // Same task id, another box: it cannot be opened with the prepared key.
+      const stream = await openTaskStream(dist, sup)
+      const framed = createFramedStream(stream)
+      await framed.write(TaskOpenCodec, announcement)
+      await framed.write(TaskOpenCodec, {
+        version: WIRE_VERSION,
+        taskId: plainBytes(taskId),
+        sealedRequest: plainBytes(seal(sup.key.publicKey, TaskRequestCodec.encode(req), { context: taskId }))
+      })
+      await expectAborted(stream)
+      const twice = await openTaskStream(dist, sup)
+      const framedTwice = createFramedStream(twice)
+      await framedTwice.write(TaskOpenCodec, announcement)
+      await framedTwice.write(TaskOpenCodec, announcement)
+      await expectAborted(twice)
+      expect(engine.runs).to.have.length(0)
+      expect(sup.supplier.requestsOpenedAhead).to.equal(0)
       await stillServes()
     })
 

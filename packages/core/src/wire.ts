@@ -22,6 +22,7 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DecodeOptions } from 'protons-runtime'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { SEAL_HEADER_LENGTH } from './crypto.js'
 import { AbortedError, GcnError, type GcnErrorOptions, InvalidMessageError, MessageTooLargeError, TimeoutError } from './errors.js'
 import {
   BlockConfirmation,
@@ -444,11 +445,20 @@ const taskRequest = message<TaskRequest>(
   }
 )
 
-const taskOpen = message<TaskOpen>({
-  version: int(WIRE_VERSION, WIRE_VERSION),
-  taskId,
-  sealedRequest: bytes(1, L.sealedRequestBytes)
-})
+const taskOpen = message<TaskOpen>(
+  {
+    version: int(WIRE_VERSION, WIRE_VERSION),
+    taskId,
+    sealedRequest: bytes(0, L.sealedRequestBytes),
+    requestBoxHeader: optional(bytes(SEAL_HEADER_LENGTH))
+  },
+  open => {
+    // Either the request, or (an announcement ahead of it) the header of its sealed box.
+    if ((open.sealedRequest.byteLength === 0) === (open.requestBoxHeader == null)) {
+      fail('exactly one of sealedRequest or requestBoxHeader must be set', '.sealedRequest')
+    }
+  }
+)
 
 const usage = message<Usage>({ promptTokens: uint32(), completionTokens: uint32() })
 

@@ -5,8 +5,10 @@ import { expect } from 'chai'
 import {
   assertValidSignature,
   open,
+  prepareOpen,
   prepareSeal,
   randomBytes,
+  SEAL_HEADER_LENGTH,
   SEAL_OVERHEAD,
   seal,
   sha256,
@@ -191,6 +193,40 @@ describe('crypto: seal/open', () => {
     const [a, b] = [prepareSeal(bob.publicKey).seal(utf8('same')), prepareSeal(bob.publicKey).seal(utf8('same'))]
     expect(Buffer.from(a.subarray(1, 33)).equals(Buffer.from(b.subarray(1, 33)))).to.equal(false)
     expectThrows(() => prepareSeal(new Uint8Array(32).fill(0xff), { context }), InvalidKeyError)
+  })
+
+  it('a prepared open, made from the header alone, opens that box once and nothing else', () => {
+    const context = utf8('task-1')
+    const prepared = prepareSeal(alice.publicKey, { context })
+    expect(prepared.header.length).to.equal(SEAL_HEADER_LENGTH)
+    const opener = prepareOpen(alice, prepared.header, { context })
+    const box = prepared.seal(utf8('ahead'))
+    expect(Buffer.from(box.subarray(0, SEAL_HEADER_LENGTH)).equals(Buffer.from(opener.header))).to.equal(true)
+    expect(new TextDecoder().decode(opener.open(box))).to.equal('ahead')
+    // Once only: the key is wiped after use.
+    expectThrows(() => opener.open(box), DecryptionError)
+
+    // Another box (other header), another context, an altered box or another recipient: DecryptionError.
+    const other = seal(alice.publicKey, utf8('other'), { context })
+    expectThrows(() => prepareOpen(alice, prepared.header, { context }).open(other), DecryptionError)
+    expectThrows(() => prepareOpen(alice, prepared.header, { context: utf8('task-2') }).open(box), DecryptionError)
+    const altered = box.slice()
+    altered[altered.length - 1]! ^= 1
+    expectThrows(() => prepareOpen(alice, prepared.header, { context }).open(altered), DecryptionError)
+    expectThrows(() => prepareOpen(bob, prepared.header, { context }).open(box), DecryptionError)
+    expectThrows(() => prepareOpen(alice, prepared.header, { context }).open(box.subarray(0, SEAL_OVERHEAD - 1)), DecryptionError)
+
+    // A discarded one opens nothing; malformed headers fail up front.
+    const dropped = prepareOpen(alice, prepared.header, { context })
+    dropped.discard()
+    expectThrows(() => dropped.open(box), DecryptionError)
+    expectThrows(() => prepareOpen(alice, prepared.header.subarray(1), { context }), DecryptionError)
+    const wrongVersion = prepared.header.slice()
+    wrongVersion[0] = 2
+    expectThrows(() => prepareOpen(alice, wrongVersion, { context }), DecryptionError)
+    const lowOrder = prepared.header.slice()
+    lowOrder.fill(0, 1, 33)
+    expectThrows(() => prepareOpen(alice, lowOrder, { context }), DecryptionError)
   })
 })
 

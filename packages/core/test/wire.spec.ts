@@ -1,7 +1,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { SEAL_OVERHEAD } from '../src/crypto.js'
+import { SEAL_HEADER_LENGTH, SEAL_OVERHEAD } from '../src/crypto.js'
 import { InvalidMessageError, MessageTooLargeError } from '../src/errors.js'
 import * as pb from '../src/pb/gcn.js'
 import { RECEIPTS_PAYLOAD } from '../src/protocols.js'
@@ -95,6 +95,13 @@ const promptRequest = (): TaskRequest => {
 }
 
 const open = (): TaskOpen => ({ version: WIRE_VERSION, taskId: filled(16, 1), sealedRequest: filled(300, 9) })
+/** A task announced ahead of its request: the header its sealed request will start with. */
+const announcement = (): TaskOpen => ({
+  version: WIRE_VERSION,
+  taskId: filled(16, 1),
+  sealedRequest: new Uint8Array(0),
+  requestBoxHeader: filled(SEAL_HEADER_LENGTH, 1)
+})
 
 const chunk = (): TaskChunk => ({ seq: 3, text: ' world', tokenIds: [1, 2, 300000], proof: new Uint8Array(0) })
 
@@ -182,7 +189,7 @@ const SAMPLES: Record<keyof typeof CODECS, unknown[]> = {
   ChatMessages: [request().chat],
   TaskParams: [request().params, { maxTokens: 1, stop: [] }],
   TaskRequest: [request(), promptRequest()],
-  TaskOpen: [open()],
+  TaskOpen: [open(), announcement()],
   Usage: [{ promptTokens: 0, completionTokens: 0 }],
   TaskError: [{ code: 'x', message: '', retryable: false }],
   TaskChunk: [chunk(), finalChunk(), { ...chunk(), finishReason: WireFinishReason.STOP }],
@@ -432,7 +439,13 @@ describe('wire codecs', () => {
       name: 'an oversized sealed request',
       field: '.sealedRequest',
       mutate: set('sealedRequest', filled(FIELD_LIMITS.sealedRequestBytes + 1))
-    }
+    },
+    { name: 'both a sealed request and a box header', field: '.sealedRequest', mutate: set('requestBoxHeader', filled(SEAL_HEADER_LENGTH)) }
+  ])
+
+  rules(TaskOpenCodec, pb.TaskOpen, announcement, [
+    { name: 'a short box header', field: '.requestBoxHeader', mutate: set('requestBoxHeader', filled(SEAL_HEADER_LENGTH - 1)) },
+    { name: 'an empty box header', field: '.requestBoxHeader', mutate: set('requestBoxHeader', new Uint8Array(0)) }
   ])
 
   rules(TaskChunkCodec, pb.TaskChunk, chunk, [

@@ -168,7 +168,7 @@ export class TaskRouter implements InferenceBackend {
     }
   }
 
-  /** Task streams opened and spares used or expired; undefined when each task dials its own stream. */
+  /** Task streams opened and spares used, expired or announced; undefined when each task dials its own stream. */
   get streamStats(): Readonly<TaskStreams['stats']> | undefined {
     return this.streams?.stats
   }

@@ -75,7 +75,19 @@ export async function* runTask(
     kits?: TaskKits
   }
 ): AsyncGenerator<InferenceEvent, void, undefined> {
-  const kit = options.kits?.take(supplier.peerId.toString(), supplier.publicKey, modelId) ?? makeTaskKit(supplier.publicKey, modelId)
+  const target: Multiaddr[] | typeof supplier.peerId = supplier.addrs.length > 0 ? supplier.addrs : supplier.peerId
+  const taken =
+    options.streams !== undefined
+      ? await options.streams.take(supplier, modelId, options.signal)
+      : await node.libp2p.dialProtocol(target, TASK_PROTOCOL, { signal: options.signal }).then(stream => ({
+          stream,
+          framed: createFramedStream(stream),
+          kit: undefined
+        }))
+  const { stream, framed } = taken
+  // A spare announced its task's kit: the supplier has prepared to open a request sealed with it.
+  const kit =
+    taken.kit ?? options.kits?.take(supplier.peerId.toString(), supplier.publicKey, modelId) ?? makeTaskKit(supplier.publicKey, modelId)
   // The nonce is secret per task: it keys the supplier's proof-of-inference chain.
   const { taskId, responseKey, nonce } = kit
   // Under a JSON-schema grammar the best allowed token, not the raw top-1, is chosen even when greedy.
@@ -103,15 +115,12 @@ export async function* runTask(
   let sealedRequest: Uint8Array
   try {
     sealedRequest = kit.box.seal(TaskRequestCodec.encode(wireRequest))
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error('sealing the request failed'))
+    throw err
   } finally {
     kit.box.discard()
   }
-  const target: Multiaddr[] | typeof supplier.peerId = supplier.addrs.length > 0 ? supplier.addrs : supplier.peerId
-  const stream =
-    options.streams !== undefined
-      ? await options.streams.take(supplier, options.signal)
-      : await node.libp2p.dialProtocol(target, TASK_PROTOCOL, { signal: options.signal })
-  const framed = createFramedStream(stream)
   const onAbort = (): void => framed.abort(new AbortedError('task cancelled'))
   options.signal.addEventListener('abort', onAbort, { once: true })
   const cipher = new ChunkCipher(responseKey, taskId)
@@ -130,7 +139,7 @@ export async function* runTask(
       if (chunk.seq !== seq) throw new TaskFailedError(`chunk out of order (${chunk.seq} != ${seq})`, { retryable: true })
       // The supplier is generating and the client has its first text: negotiate the next task's spare
       // stream now (it costs both peers ~0.3 ms of their event loops, which the first chunk should not wait for).
-      if (seq === 1) options.streams?.prepare(supplier)
+      if (seq === 1) options.streams?.prepare(supplier, modelId)
       seq++
       if (chunk.error !== undefined) {
         throw new TaskFailedError(`supplier error ${chunk.error.code}: ${chunk.error.message}`, {
@@ -171,7 +180,7 @@ export async function* runTask(
   } finally {
     options.signal.removeEventListener('abort', onAbort)
     // Covers an answer that came in one chunk; a no-op when the spare is ready or on its way.
-    if (finished) options.streams?.prepare(supplier)
+    if (finished) options.streams?.prepare(supplier, modelId)
     if (!finished) {
       // The consumer stopping early (return()) must cancel the supplier too.
       framed.abort(new AbortedError('task abandoned'))

@@ -3,6 +3,7 @@ import type { PublicKey } from '@libp2p/interface'
 
 /** What a task needs that its request does not decide: its id, secrets and the key of its request box. */
 export interface TaskKit {
+  modelId: string
   taskId: Uint8Array
   /** Key of the supplier's sealed chunks. */
   responseKey: Uint8Array
@@ -24,10 +25,18 @@ export function makeTaskKit(supplierKey: PublicKey, modelId: string): TaskKit {
   const responseKey = random.slice(TASK_ID_BYTES, TASK_ID_BYTES + RESPONSE_KEY_BYTES)
   const nonce = random.slice(TASK_ID_BYTES + RESPONSE_KEY_BYTES)
   random.fill(0)
-  return { taskId, responseKey, nonce, proofKey: proofKey(nonce, taskId, modelId), box: prepareSeal(supplierKey, { context: taskId }) }
+  return {
+    modelId,
+    taskId,
+    responseKey,
+    nonce,
+    proofKey: proofKey(nonce, taskId, modelId),
+    box: prepareSeal(supplierKey, { context: taskId })
+  }
 }
 
-function wipe(kit: TaskKit): void {
+/** Wipes a kit's secrets (one no task will use). */
+export function wipeTaskKit(kit: TaskKit): void {
   kit.responseKey.fill(0)
   kit.nonce.fill(0)
   kit.proofKey.fill(0)
@@ -76,7 +85,7 @@ export class TaskKits {
   stop(): void {
     this.stopped = true
     this.due.clear()
-    for (const kit of this.ready.values()) wipe(kit)
+    for (const kit of this.ready.values()) wipeTaskKit(kit)
     this.ready.clear()
   }
 
@@ -96,7 +105,7 @@ export class TaskKits {
         if (this.ready.size >= this.init.maxReady) {
           const [oldest, stale] = this.ready.entries().next().value!
           this.ready.delete(oldest)
-          wipe(stale)
+          wipeTaskKit(stale)
         }
         try {
           this.ready.set(id, makeTaskKit(supplierKey, modelId))

@@ -1499,6 +1499,7 @@ export interface TaskOpen {
   version: number
   taskId: Uint8Array<ArrayBuffer>
   sealedRequest: Uint8Array<ArrayBuffer>
+  requestBoxHeader?: Uint8Array<ArrayBuffer>
 }
 
 export namespace TaskOpen {
@@ -1524,6 +1525,11 @@ export namespace TaskOpen {
         if ((obj.sealedRequest != null && obj.sealedRequest.byteLength > 0)) {
           w.uint32(26)
           w.bytes(obj.sealedRequest)
+        }
+
+        if (obj.requestBoxHeader != null) {
+          w.uint32(34)
+          w.bytes(obj.requestBoxHeader)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -1552,6 +1558,10 @@ export namespace TaskOpen {
             }
             case 3: {
               obj.sealedRequest = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.requestBoxHeader = reader.bytes()
               break
             }
             default: {
@@ -1590,6 +1600,13 @@ export namespace TaskOpen {
               }
               break
             }
+            case 4: {
+              yield {
+                field: `${prefix}.requestBoxHeader`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1617,6 +1634,11 @@ export namespace TaskOpen {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface TaskOpenRequestBoxHeaderFieldEvent {
+    field: '$.requestBoxHeader'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<TaskOpen>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TaskOpen.codec())
   }
@@ -1625,7 +1647,7 @@ export namespace TaskOpen {
     return decodeMessage(buf, TaskOpen.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskOpen>): Generator<TaskOpenVersionFieldEvent | TaskOpenTaskIdFieldEvent | TaskOpenSealedRequestFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TaskOpen>): Generator<TaskOpenVersionFieldEvent | TaskOpenTaskIdFieldEvent | TaskOpenSealedRequestFieldEvent | TaskOpenRequestBoxHeaderFieldEvent> {
     return streamMessage(buf, TaskOpen.codec(), opts)
   }
 }
