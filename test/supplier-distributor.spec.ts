@@ -508,6 +508,42 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(sups[0]!.supplier.requestsOpenedAhead).to.equal(1)
   })
 
+  it('holds adverts due while a task waits for its first token until that token is sent, or at most advertMaxWaitMs', async () => {
+    const prefillMs = 600
+    const engine = new FakeEngine({ chunks: ['a', 'b'], firstDelayMs: prefillMs, delayMs: 2 })
+    const { dist, sups } = await network([engine], { supplier: { advertIntervalMs: 50, advertMaxWaitMs: 5_000 } })
+    const sup = sups[0]!
+    /** Tasks awaiting their first token when each advert went out. */
+    const publishedDuring: number[] = []
+    const pubsub = sup.node.libp2p.services.pubsub
+    const publish = pubsub.publish.bind(pubsub)
+    pubsub.publish = (...args: Parameters<typeof publish>) => {
+      publishedDuring.push(sup.supplier.tasksAwaitingFirstToken)
+      return publish(...args)
+    }
+    const seen = publishedDuring.length
+    const result = await collect(dist.router.stream(request()))
+    expect(result.text).to.equal('ab')
+    await until(() => publishedDuring.length > seen + 2, 'adverts after the task')
+    expect(publishedDuring, 'no advert while the task waited for its first token').to.not.include(1)
+    expect(sup.supplier.tasksAwaitingFirstToken).to.equal(0)
+
+    // A prefill longer than advertMaxWaitMs: the held advert goes out when it has waited that long.
+    const impatient = await network([new FakeEngine({ chunks: ['a'], firstDelayMs: prefillMs })], {
+      supplier: { advertIntervalMs: 50, advertMaxWaitMs: 100 }
+    })
+    const other = impatient.sups[0]!
+    const during: number[] = []
+    const otherPubsub = other.node.libp2p.services.pubsub
+    const otherPublish = otherPubsub.publish.bind(otherPubsub)
+    otherPubsub.publish = (...args: Parameters<typeof otherPublish>) => {
+      during.push(other.supplier.tasksAwaitingFirstToken)
+      return otherPublish(...args)
+    }
+    expect((await collect(impatient.dist.router.stream(request()))).text).to.equal('a')
+    expect(during.filter(n => n === 1).length, 'adverts that waited advertMaxWaitMs').to.be.within(2, 6)
+  })
+
   it('sends the first token at once and tokens made within frameIntervalMs of a chunk together in the next, proof intact', async () => {
     const words = Array.from({ length: 24 }, (_, i) => `w${i} `)
     const engine = new FakeEngine({ chunks: words, delayMs: 4 })

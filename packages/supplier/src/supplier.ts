@@ -49,6 +49,13 @@ export interface SupplierInit {
    * 100 ms a busy supplier sent up to 10 a second, each landing on the decode of a task in flight.
    */
   advertDebounceMs?: number
+  /**
+   * An advert due while a task waits for its first token waits for that token, at most this long.
+   * Signing and gossiping an advert (and every distributor checking its signature) took CPU from
+   * the prompt's prefill: +1 to +5 ms of time to first token in the 5–12 % of tasks an advert met
+   * (traced on the 2-core dev VM). Default 1 s; 0: never wait.
+   */
+  advertMaxWaitMs?: number
   /** How long a new task stream may take to deliver its TaskOpen frame. */
   openTimeoutMs?: number
   /** Task streams served at once (beyond the engine's slots they queue in the engine). */
@@ -81,6 +88,7 @@ export interface SupplierInit {
 export const SUPPLIER_DEFAULTS = Object.freeze({
   advertIntervalMs: 2_000,
   advertDebounceMs: 1_000,
+  advertMaxWaitMs: 1_000,
   openTimeoutMs: 5_000,
   maxTaskStreams: 64,
   frameIntervalMs: 16,
@@ -123,6 +131,10 @@ export class Supplier {
   private advertTimer?: ReturnType<typeof setInterval>
   private provideTimer?: ReturnType<typeof setTimeout>
   private debounceTimer?: ReturnType<typeof setTimeout>
+  /** Set while an advert waits for first tokens; fires when it has waited advertMaxWaitMs. */
+  private advertWaitTimer?: ReturnType<typeof setTimeout>
+  /** Tasks generating that have not sent their first token yet. */
+  private prefilling = 0
   private unsubscribe?: () => void
   private seq = 0
   private current?: SignedEnvelope
@@ -167,6 +179,7 @@ export class Supplier {
     clearInterval(this.advertTimer)
     clearTimeout(this.provideTimer)
     clearTimeout(this.debounceTimer)
+    clearTimeout(this.advertWaitTimer)
     this.unsubscribe?.()
     const { libp2p } = this.components.node
     await libp2p.unhandle(TASK_PROTOCOL)
@@ -185,9 +198,21 @@ export class Supplier {
     return this.openStreams.size
   }
 
+  /** Tasks generating that have not sent their first token yet (adverts wait for them). */
+  get tasksAwaitingFirstToken(): number {
+    return this.prefilling
+  }
+
   /** The advert as last signed (for tests and the health endpoint). */
   async currentAdvert(): Promise<SignedEnvelope> {
     return this.current ?? (await this.signAdvert())
+  }
+
+  /** One of the tasks waiting for its first token has sent it (or ended without one). */
+  private firstTokenSent(): void {
+    this.prefilling--
+    // After the token's chunk is on its way (setImmediate): that write comes first.
+    if (this.prefilling === 0 && this.advertWaitTimer !== undefined) setImmediate(() => void this.publishAdvert())
   }
 
   /** Provides the model id, then again every provideIntervalMs; a failure (no DHT peers yet) retries soon. */
@@ -246,8 +271,15 @@ export class Supplier {
     return this.current
   }
 
-  private async publishAdvert(): Promise<void> {
+  private async publishAdvert(options: { waited?: boolean } = {}): Promise<void> {
     if (!this.started) return
+    // Due during a prefill: it goes out after the first token (firstTokenSent), or once it waited too long.
+    if (this.prefilling > 0 && options.waited !== true && this.init.advertMaxWaitMs > 0) {
+      this.advertWaitTimer ??= setTimeout(() => void this.publishAdvert({ waited: true }), this.init.advertMaxWaitMs)
+      return
+    }
+    clearTimeout(this.advertWaitTimer)
+    this.advertWaitTimer = undefined
     try {
       const envelope = await this.signAdvert()
       await this.components.node.libp2p.services.pubsub.publish(CAPACITY_TOPIC, AdvertEnvelopeCodec.encode(envelope))
@@ -361,6 +393,7 @@ export class Supplier {
     let proofWriter: ProofWriter | undefined
     const proof = (): ProofWriter => (proofWriter ??= new ProofWriter(request.nonce, request.taskId, request.modelId))
     let keyTimer: ReturnType<typeof setTimeout> | undefined
+    let awaitingFirstToken = false
     const send = async (chunk: Omit<TaskChunk, 'seq' | 'proof'>, segment?: ProofSegment): Promise<void> => {
       const proofBytes = segment === undefined ? new Uint8Array(0) : encodeProofSegment(segment)
       let wire: TaskChunk | undefined = { ...chunk, seq, proof: plainBytes(proofBytes) } as TaskChunk
@@ -413,6 +446,8 @@ export class Supplier {
       const params = toParams(request)
       const interval = this.init.frameIntervalMs
       const chunks = this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })
+      awaitingFirstToken = true
+      this.prefilling++
       // A timer, not setImmediate: the runtime may queue its first decode with setImmediate itself.
       keyTimer = setTimeout(proof, 1)
       for await (const chunk of chunks) {
@@ -434,6 +469,10 @@ export class Supplier {
             if (!first) await new Promise<void>(resolve => setImmediate(resolve))
             await flush()
             if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
+            if (awaitingFirstToken) {
+              awaitingFirstToken = false
+              this.firstTokenSent()
+            }
           } else if (flushTimer === undefined) {
             // Held tokens leave with the first token made after the interval, just after the runtime
             // has queued its next decode step, not from a timer at a moment of its own: that flush took
@@ -479,6 +518,7 @@ export class Supplier {
       })
       await framed.close({ signal: AbortSignal.timeout(5_000) })
     } finally {
+      if (awaitingFirstToken) this.firstTokenSent()
       clearTimeout(keyTimer)
       if (flushTimer !== undefined) clearTimeout(flushTimer)
       stream.removeEventListener('close', onClose)
