@@ -163,6 +163,53 @@ describe('framed streams (in-memory stream pair)', () => {
     expect(await reader.read(TaskFrameCodec)).to.deep.equal(frame(2))
   })
 
+  it('cuts frames out of any split of the bytes: one byte per message, or several frames in one', async () => {
+    const reader = createFramedStream(b)
+    const frames = [frame(1), frame(200), frame(3)]
+    const bytes = frames.flatMap(f => {
+      const body = TaskFrameCodec.encode(f)
+      return [...varint(body.length), ...body]
+    })
+    for (const byte of bytes.slice(0, 150)) a.send(Uint8Array.of(byte))
+    a.send(Uint8Array.from(bytes.slice(150)))
+    await a.close()
+    expect(await reader.read(TaskFrameCodec)).to.deep.equal(frames[0])
+    expect(await reader.read(TaskFrameCodec)).to.deep.equal(frames[1])
+    expect(await reader.read(TaskFrameCodec)).to.deep.equal(frames[2])
+    expect(await reader.readOrEnd(TaskFrameCodec)).to.equal(null)
+  })
+
+  it('keeps a frame begun before a read was aborted for the next read', async () => {
+    const reader = createFramedStream(b)
+    const body = TaskFrameCodec.encode(frame(5))
+    const bytes = Uint8Array.from([...varint(body.length), ...body])
+    a.send(bytes.subarray(0, 4))
+    const controller = new AbortController()
+    const pending = reader.read(TaskFrameCodec, { signal: controller.signal })
+    await new Promise(resolve => setTimeout(resolve, 10))
+    controller.abort(new Error('caller gave up'))
+    await rejectsWith(pending, AbortedError)
+    a.send(bytes.subarray(4))
+    expect(await reader.read(TaskFrameCodec)).to.deep.equal(frame(5))
+  })
+
+  it('aborts the stream when more unread bytes arrive than maxBufferBytes', async () => {
+    const reader = createFramedStream(b, { maxBufferBytes: 1024 })
+    const writer = createFramedStream(a)
+    // The writer sees the reset once the reader's buffer overflowed.
+    for (let i = 0; i < 20; i++)
+      if (
+        !(await writer.write(TaskFrameCodec, frame(100)).then(
+          () => true,
+          () => false
+        ))
+      )
+        break
+    await rejectsWith(reader.read(TaskFrameCodec), MessageTooLargeError)
+    await rejectsWith(reader.read(TaskFrameCodec), MessageTooLargeError)
+    expect(b.status).to.not.equal('open')
+  })
+
   it('turns a remote reset into StreamEndedError', async () => {
     const reader = createFramedStream(b)
     const pending = reader.read(TaskFrameCodec)
