@@ -1,3 +1,4 @@
+import { execSync } from 'node:child_process'
 /**
  * Inference-path benchmarks (`npm run bench`), results appended to BENCHMARKS.md:
  *  1. Added latency: the whole path (SDK → gateway → distributor → supplier →
@@ -88,6 +89,7 @@ async function latencyVsDirect(): Promise<string> {
   const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
   // The same client over Node's fetch (undici), which the SDK used by default before its node:http transport.
   const fetchClient = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0, fetch: globalThis.fetch })
+  const client2 = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
   const input: InferenceInput = { kind: 'chat', messages }
   const direct: Sample[] = []
   const network: Sample[] = []
@@ -120,10 +122,12 @@ async function latencyVsDirect(): Promise<string> {
   try {
     // Each network run follows an in-process run, in the same conditions for both SDK transports.
     for (let i = 0; i < WARMUP + RUNS; i++) {
+      if (process.env.BENCH_AB_CMD_A) execSync(process.env.BENCH_AB_CMD_A)
       const d1 = await runDirect()
       const n = await runNetwork(client)
+      if (process.env.BENCH_AB_CMD_B) execSync(process.env.BENCH_AB_CMD_B)
       const d2 = await runDirect()
-      const f = await runNetwork(fetchClient)
+      const f = await runNetwork(process.env.BENCH_AB_CMD_B ? client2 : fetchClient)
       if (i < WARMUP) continue
       direct.push(d1)
       network.push(n)

@@ -928,7 +928,9 @@ export interface FramedStreamOptions {
  * After a read fails with MessageTooLargeError, StreamEndedError or a
  * malformed length prefix, the framing is out of sync: further reads rethrow
  * that error, and the caller should abort() the stream. A frame that arrived
- * whole but failed decoding (InvalidMessageError) leaves the framing intact.
+ * whole but failed decoding (InvalidMessageError) leaves the framing intact,
+ * and so does a read aborted through its signal (a frame it had begun stays
+ * buffered for the next read).
  */
 export interface FramedStream {
   readonly stream: Stream
