@@ -1,4 +1,3 @@
-import { execSync } from 'node:child_process'
 /**
  * Inference-path benchmarks (`npm run bench`), results appended to BENCHMARKS.md:
  *  1. Added latency: the whole path (SDK → gateway → distributor → supplier →
@@ -6,8 +5,18 @@ import { execSync } from 'node:child_process'
  *     and token count, interleaved run by run so both see the same machine.
  *  2. Distributor capacity: requests/second through the gateway with many
  *     concurrent streaming clients on the `tiny` model, and CPU per process.
+ *
+ * A/B inside one sitting (this VM drifts between sittings by more than the
+ * effects left to find): with BENCH_AB_A and BENCH_AB_B set to shell commands,
+ * each iteration runs A's command, in-process, network, then B's command,
+ * in-process, network (both over node:http), so both variants see the same
+ * drift. The commands switch the variant, e.g. by creating or removing a flag
+ * file that a temporary change reads. Run it twice with the variants swapped:
+ * the second slot's time to first token has measured ~0.5 ms higher even with
+ * identical variants.
  */
 import '@gcn/core/polyfill'
+import { execSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
@@ -36,6 +45,11 @@ const LATENCY_REGISTRIES = Number(process.env.BENCH_LATENCY_REGISTRIES ?? 3)
 /** node-llama-cpp backend of both sides of the latency comparison (BENCH_GPU=cuda|auto; default CPU). */
 const GPU = process.env.BENCH_GPU === 'cuda' || process.env.BENCH_GPU === 'auto' ? process.env.BENCH_GPU : false
 const log = createLogger({ level: 'warn' })
+/** Shell commands switching to variant A and B of an A/B sitting (see the top of the file). */
+const AB =
+  process.env.BENCH_AB_A !== undefined && process.env.BENCH_AB_B !== undefined
+    ? { a: process.env.BENCH_AB_A, b: process.env.BENCH_AB_B }
+    : undefined
 
 interface Sample {
   ttftMs: number
@@ -87,9 +101,14 @@ async function latencyVsDirect(): Promise<string> {
     String(LATENCY_REGISTRIES)
   ])
   const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
-  // The same client over Node's fetch (undici), which the SDK used by default before its node:http transport.
-  const fetchClient = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0, fetch: globalThis.fetch })
-  const client2 = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
+  // The same client over Node's fetch (undici), which the SDK used by default before its node:http
+  // transport; in an A/B sitting, variant B's runs over node:http.
+  const fetchClient = new GcnClient({
+    baseUrl: devnet.gateway,
+    apiKey: devnet.apiKey,
+    maxRetries: 0,
+    ...(AB === undefined ? { fetch: globalThis.fetch } : {})
+  })
   const input: InferenceInput = { kind: 'chat', messages }
   const direct: Sample[] = []
   const network: Sample[] = []
@@ -122,12 +141,12 @@ async function latencyVsDirect(): Promise<string> {
   try {
     // Each network run follows an in-process run, in the same conditions for both SDK transports.
     for (let i = 0; i < WARMUP + RUNS; i++) {
-      if (process.env.BENCH_AB_CMD_A) execSync(process.env.BENCH_AB_CMD_A)
+      if (AB !== undefined) execSync(AB.a, { stdio: 'ignore' })
       const d1 = await runDirect()
       const n = await runNetwork(client)
-      if (process.env.BENCH_AB_CMD_B) execSync(process.env.BENCH_AB_CMD_B)
+      if (AB !== undefined) execSync(AB.b, { stdio: 'ignore' })
       const d2 = await runDirect()
-      const f = await runNetwork(process.env.BENCH_AB_CMD_B ? client2 : fetchClient)
+      const f = await runNetwork(fetchClient)
       if (i < WARMUP) continue
       direct.push(d1)
       network.push(n)
@@ -144,15 +163,17 @@ async function latencyVsDirect(): Promise<string> {
       50
     )
   const pairedTtft = paired(network, direct)
-  const pairedThroughput = percentile(
-    network.map((x, i) => x.tokens / x.totalMs / (direct[i]!.tokens / direct[i]!.totalMs)),
-    50
-  )
-  const d = summarise('node-llama-cpp in-process', direct)
-  const n = summarise('SDK → gateway → distributor → supplier', network)
-  const f = summarise('the same, SDK over Node fetch (undici)', viaFetch)
-  const dF = summarise('in-process, before the fetch runs', directBeforeFetch)
-  const rows = [d, n, f]
+  const pairedRatio = (samples: Sample[], before: Sample[]): number =>
+    percentile(
+      samples.map((x, i) => x.tokens / x.totalMs / (before[i]!.tokens / before[i]!.totalMs)),
+      50
+    )
+  const pairedThroughput = pairedRatio(network, direct)
+  const d = summarise(AB === undefined ? 'node-llama-cpp in-process' : 'node-llama-cpp in-process, variant A', direct)
+  const n = summarise(AB === undefined ? 'SDK → gateway → distributor → supplier' : 'SDK → … → supplier, variant A', network)
+  const f = summarise(AB === undefined ? 'the same, SDK over Node fetch (undici)' : 'SDK → … → supplier, variant B', viaFetch)
+  const dF = summarise('node-llama-cpp in-process, variant B', directBeforeFetch)
+  const rows = (AB === undefined ? [d, n, f] : [d, n, dF, f])
     .map(
       r =>
         `| ${r.name} | ${fmt(r.ttftP50, 2)} | ${fmt(r.ttftP99, 2)} | ${fmt(r.totalP50)} | ${fmt(r.totalP99)} | ${fmt(r.tokensPerRun)} | ${fmt(r.tokensPerSecond)} |`
@@ -167,7 +188,7 @@ ${rows}
 - Throughput ratio (network / direct): **${fmt((n.tokensPerSecond / d.tokensPerSecond) * 100)}%** (goal ≥ 95%); median of the ${RUNS} paired ratios (tokens/s of each network run over the direct run just before it): ${fmt(pairedThroughput * 100)}%.
 - Added time to first token, p50: **${fmt(n.ttftP50 - d.ttftP50, 2)} ms** (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms; median of the ${RUNS} paired differences (each network run minus the direct run just before it, which cancels drift in the machine's load): ${fmt(pairedTtft, 2)} ms.
 - Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
-- With the SDK over Node's fetch instead of its node:http transport: added time to first token, p50 ${fmt(f.ttftP50 - dF.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch, directBeforeFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / dF.tokensPerSecond) * 100)}% (each against the in-process run just before it).
+- ${AB === undefined ? "With the SDK over Node's fetch instead of its node:http transport" : `A/B sitting, variant A (\`${AB.a}\`) above; variant B (\`${AB.b}\`)`}: added time to first token, p50 ${fmt(f.ttftP50 - dF.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch, directBeforeFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / dF.tokensPerSecond) * 100)}% (paired median ${fmt(pairedRatio(viaFetch, directBeforeFetch) * 100)}%), each against the in-process run just before it.
 - Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
 `
 }
