@@ -509,39 +509,34 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
   })
 
   it('holds adverts due while a task waits for its first token until that token is sent, or at most advertMaxWaitMs', async () => {
+    /** Tasks awaiting their first token when each advert of `sup` went out. */
+    const advertsOf = (sup: SupplierHandle): number[] => {
+      const awaiting: number[] = []
+      const pubsub = sup.node.libp2p.services.pubsub
+      const publish = pubsub.publish.bind(pubsub)
+      pubsub.publish = (...args: Parameters<typeof publish>) => {
+        awaiting.push(sup.supplier.tasksAwaitingFirstToken)
+        return publish(...args)
+      }
+      return awaiting
+    }
     const prefillMs = 600
     const engine = new FakeEngine({ chunks: ['a', 'b'], firstDelayMs: prefillMs, delayMs: 2 })
     const { dist, sups } = await network([engine], { supplier: { advertIntervalMs: 50, advertMaxWaitMs: 5_000 } })
-    const sup = sups[0]!
-    /** Tasks awaiting their first token when each advert went out. */
-    const publishedDuring: number[] = []
-    const pubsub = sup.node.libp2p.services.pubsub
-    const publish = pubsub.publish.bind(pubsub)
-    pubsub.publish = (...args: Parameters<typeof publish>) => {
-      publishedDuring.push(sup.supplier.tasksAwaitingFirstToken)
-      return publish(...args)
-    }
-    const seen = publishedDuring.length
+    const adverts = advertsOf(sups[0]!)
     const result = await collect(dist.router.stream(request()))
     expect(result.text).to.equal('ab')
-    await until(() => publishedDuring.length > seen + 2, 'adverts after the task')
-    expect(publishedDuring, 'no advert while the task waited for its first token').to.not.include(1)
-    expect(sup.supplier.tasksAwaitingFirstToken).to.equal(0)
+    await until(() => adverts.length > 2, 'adverts after the task')
+    expect(adverts, 'no advert while the task waited for its first token').to.not.include(1)
+    expect(sups[0]!.supplier.tasksAwaitingFirstToken).to.equal(0)
 
     // A prefill longer than advertMaxWaitMs: the held advert goes out when it has waited that long.
     const impatient = await network([new FakeEngine({ chunks: ['a'], firstDelayMs: prefillMs })], {
       supplier: { advertIntervalMs: 50, advertMaxWaitMs: 100 }
     })
-    const other = impatient.sups[0]!
-    const during: number[] = []
-    const otherPubsub = other.node.libp2p.services.pubsub
-    const otherPublish = otherPubsub.publish.bind(otherPubsub)
-    otherPubsub.publish = (...args: Parameters<typeof otherPublish>) => {
-      during.push(other.supplier.tasksAwaitingFirstToken)
-      return otherPublish(...args)
-    }
+    const held = advertsOf(impatient.sups[0]!)
     expect((await collect(impatient.dist.router.stream(request()))).text).to.equal('a')
-    expect(during.filter(n => n === 1).length, 'adverts that waited advertMaxWaitMs').to.be.within(2, 6)
+    expect(held.filter(n => n === 1).length, 'adverts that waited advertMaxWaitMs').to.be.within(2, 6)
   })
 
   it('sends the first token at once and tokens made within frameIntervalMs of a chunk together in the next, proof intact', async () => {
