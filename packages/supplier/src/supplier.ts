@@ -448,8 +448,13 @@ export class Supplier {
       const chunks = this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })
       awaitingFirstToken = true
       this.prefilling++
-      // A timer, not setImmediate: the runtime may queue its first decode with setImmediate itself.
-      keyTimer = setTimeout(proof, 1)
+      // A timer, not setImmediate: the runtime may queue its first decode with setImmediate itself. A
+      // failure here is left for the first chunk's proof() to report.
+      keyTimer = setTimeout(() => {
+        try {
+          proof()
+        } catch {}
+      }, 1)
       for await (const chunk of chunks) {
         if (chunk.type === 'token') {
           const first = timing.tokens++ === 0
