@@ -223,6 +223,16 @@ async function collect(stream: AsyncIterable<InferenceEvent>, onDelta?: (count: 
   return out
 }
 
+/** collect(), plus each delta's arrival in ms since the call. */
+async function collectTimed(stream: AsyncIterable<InferenceEvent>): Promise<{ result: Collected; arrivals: number[] }> {
+  const arrivals: number[] = []
+  const started = performance.now()
+  const result = await collect(stream, () => {
+    arrivals.push(performance.now() - started)
+  })
+  return { result, arrivals }
+}
+
 interface SupplierHandle {
   node: GcnNode
   key: PrivateKey
@@ -543,11 +553,7 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     const words = Array.from({ length: 24 }, (_, i) => `w${i} `)
     const engine = new FakeEngine({ chunks: words, delayMs: 4 })
     const { dist } = await network([engine], { supplier: { frameIntervalMs: 30 } })
-    const arrivals: number[] = []
-    const started = performance.now()
-    const result = await collect(dist.router.stream(request()), () => {
-      arrivals.push(performance.now() - started)
-    })
+    const { result, arrivals } = await collectTimed(dist.router.stream(request()))
     expect(result.error).to.equal(undefined)
     expect(result.text).to.equal(words.join(''))
     expect(result.deltas.flatMap(d => d.tokenIds)).to.deep.equal(words.map((_, i) => i + 1))
@@ -565,11 +571,7 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     // at 250) has no follower until 860, so the backstop sends it alone at ~350.
     const engine = new FakeEngine({ chunks: ['a ', 'b ', 'c ', 'd ', 'e '], delaysMs: [0, 5, 145, 10, 700] })
     const { dist } = await network([engine], { supplier: { frameIntervalMs: 100 } })
-    const arrivals: number[] = []
-    const started = performance.now()
-    const result = await collect(dist.router.stream(request()), () => {
-      arrivals.push(performance.now() - started)
-    })
+    const { result, arrivals } = await collectTimed(dist.router.stream(request()))
     expect(result.error).to.equal(undefined)
     expect(result.deltas.map(d => d.text)).to.deep.equal(['a ', 'b c ', 'd ', 'e '])
     expect(result.deltas.map(d => d.tokenIds)).to.deep.equal([[1], [2, 3], [4], [5]])
