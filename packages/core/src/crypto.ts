@@ -30,6 +30,7 @@ import { ed25519 } from '@noble/curves/ed25519.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { aead } from './aead.js'
+import { equalBytes, uvarint } from './bytes.js'
 import { DecryptionError, GcnError, InvalidKeyError, InvalidSignatureError } from './errors.js'
 import { x25519 } from './x25519.js'
 
@@ -360,23 +361,6 @@ export function prepareOpen(recipient: PrivateKey, header: Uint8Array, options?:
       key.fill(0)
     }
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-function uvarint(value: number): Uint8Array {
-  const out: number[] = []
-  let v = value
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80)
-    v = Math.floor(v / 0x80)
-  }
-  out.push(v)
-  return Uint8Array.from(out)
 }
 
 function domainBytes(domain: string): Uint8Array {

@@ -9,6 +9,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ed25519 } from '@noble/curves/ed25519.js'
+import { equalBytes } from './bytes.js'
 import { randomBytes } from './crypto.js'
 import { GcnError, InsecureKeyFileError, InvalidKeyError } from './errors.js'
 
@@ -141,13 +142,6 @@ function decodeKey(path: string, bytes: Uint8Array): Ed25519PrivateKey {
     throw new InvalidKeyError(`identity key file ${path} is corrupt: public key does not match private key`)
   }
   return key
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  let diff = 0
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!
-  return diff === 0
 }
 
 /**

@@ -1,6 +1,7 @@
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import { equalBytes } from './bytes.js'
 import { GcnError, InvalidMessageError } from './errors.js'
 
 /**
@@ -296,13 +297,6 @@ export class ProofWriter {
     codes.push(this.chain.finish())
     return { records, codes, final: true }
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  let diff = 0
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!
-  return diff === 0
 }
 
 /**

@@ -21,6 +21,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { DecodeOptions } from 'protons-runtime'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { uvarint, varintLength } from './bytes.js'
 import { SEAL_HEADER_LENGTH } from './crypto.js'
 import { AbortedError, GcnError, type GcnErrorOptions, InvalidMessageError, MessageTooLargeError, TimeoutError } from './errors.js'
 import {
@@ -950,15 +951,6 @@ export interface FramedStream {
 
 const DEFAULT_BUFFER_BYTES = 4 * MiB
 
-function varintLength(value: number): number {
-  let n = 1
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80)
-    n++
-  }
-  return n
-}
-
 function abortError(signal: AbortSignal, what: string): GcnError {
   const reason: unknown = signal.reason
   if ((reason as { name?: unknown } | null)?.name === 'TimeoutError') return new TimeoutError(`${what} timed out`, { cause: reason })
@@ -968,16 +960,6 @@ function abortError(signal: AbortSignal, what: string): GcnError {
 // A function, not an inline test, so TS does not narrow `aborted` across awaits.
 function isAborted(signal: AbortSignal | undefined): signal is AbortSignal {
   return signal?.aborted === true
-}
-
-function varintBytes(value: number): Uint8Array {
-  const out = new Uint8Array(varintLength(value))
-  for (let i = 0; value >= 0x80; i++) {
-    out[i] = (value % 0x80) | 0x80
-    value = Math.floor(value / 0x80)
-  }
-  out[out.length - 1] = value
-  return out
 }
 
 /** Resolves when the stream can take more data; rejects if it closes or `signal` aborts first. */
@@ -1146,7 +1128,7 @@ export function createFramedStream(stream: Stream, options: FramedStreamOptions 
       throw new MessageTooLargeError(`${codec.name} frame of ${bytes.byteLength} bytes is over this stream's ${maxFrameBytes}-byte limit`)
     }
     try {
-      if (!stream.send(new Uint8ArrayList(varintBytes(bytes.byteLength), bytes))) await drained(stream, options?.signal)
+      if (!stream.send(new Uint8ArrayList(uvarint(bytes.byteLength), bytes))) await drained(stream, options?.signal)
     } catch (err) {
       if (isAborted(options?.signal)) throw abortError(options.signal, `writing ${codec.name}`)
       throw new StreamEndedError(`stream closed while writing ${codec.name}: ${errorText(err)}`, { cause: err })
