@@ -352,7 +352,6 @@ export class Supplier {
     let open = await framed.read(TaskOpenCodec, { signal })
     let prepared: PreparedOpen | undefined
     if (open.requestBoxHeader !== undefined) {
-      checkWireVersion(open.version)
       const announced = open
       prepared = prepareOpen(this.components.privateKey, announced.requestBoxHeader!, { context: announced.taskId })
       try {
@@ -368,7 +367,7 @@ export class Supplier {
         prepared = undefined
       }
     }
-    checkWireVersion(open.version)
+    if (open.version !== WIRE_VERSION) throw new GcnError(`unsupported task wire version ${open.version}`)
     const plaintext =
       prepared === undefined
         ? openSealed(this.components.privateKey, open.sealedRequest, { context: open.taskId })
@@ -546,10 +545,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms)
     signal.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-function checkWireVersion(version: number): void {
-  if (version !== WIRE_VERSION) throw new GcnError(`unsupported task wire version ${version}`)
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
