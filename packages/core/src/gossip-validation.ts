@@ -102,6 +102,8 @@ export interface CapacityGossipOptions {
   maxAdvertAgeMs?: number
   /** The receiver's own, state-dependent checks (bans, replays): a reason Ignores the advert. */
   admit?: (advert: VerifiedAdvert) => string | undefined
+  /** Called with each advert Accepted, before gossipsub delivers its message (so a receiver need not verify it again). */
+  onAccept?: (message: Message, advert: VerifiedAdvert) => void
 }
 
 /**
@@ -115,7 +117,9 @@ export async function checkCapacityGossip(message: Message, options: CapacityGos
   const advert = await openCapacityAdvert(message.data)
   if (gossipAuthor(message) !== advert.peerId) return gossipReject('advert published by another peer than it names')
   const excluded = advertStaleness(advert, options.maxAdvertAgeMs ?? CAPACITY_GOSSIP_DEFAULTS.maxAdvertAgeMs) ?? options.admit?.(advert)
-  return excluded === undefined ? gossipAccept(advert) : gossipIgnore(excluded)
+  if (excluded !== undefined) return gossipIgnore(excluded)
+  options.onAccept?.(message, advert)
+  return gossipAccept(advert)
 }
 
 /** The validator of /gcn/capacity/1 for every peer that receives or relays it (distributors, bootstraps). */

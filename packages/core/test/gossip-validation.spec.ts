@@ -134,6 +134,20 @@ describe('gossip validation', function () {
       expect(checked).to.deep.equal({ result: TopicValidatorResult.Ignore, reason: 'banned' })
     })
 
+    it('hands each accepted advert, and only those, to onAccept with its message', async () => {
+      const accepted: Array<[Message, string]> = []
+      const onAccept = (message: Message, advert: { peerId: string }) => accepted.push([message, advert.peerId])
+      const good = signedMessage(aliceId, CAPACITY_TOPIC, await advertBytes(alice))
+      expect(await capacityTopicValidator({ onAccept })(malloryId, good)).to.equal(TopicValidatorResult.Accept)
+      const stale = await advertBytes(alice, { timestampMs: Date.now() - CAPACITY_GOSSIP_DEFAULTS.maxAdvertAgeMs - 1_000 })
+      expect(await verdict(aliceId, stale, { onAccept })).to.equal(TopicValidatorResult.Ignore)
+      expect(await verdict(malloryId, await advertBytes(alice), { onAccept })).to.equal(TopicValidatorResult.Reject)
+      expect(await verdict(aliceId, await advertBytes(alice), { onAccept, admit: () => 'banned' })).to.equal(TopicValidatorResult.Ignore)
+      expect(accepted).to.have.length(1)
+      expect(accepted[0]![0]).to.equal(good)
+      expect(accepted[0]![1]).to.equal(aliceId.toString())
+    })
+
     it('a check that throws rejects; a verdict is passed through', async () => {
       const message = signedMessage(aliceId, CAPACITY_TOPIC, new Uint8Array(1))
       const throwing = gossipValidator(() => {

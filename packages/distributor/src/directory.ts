@@ -93,10 +93,27 @@ export class SupplierDirectory {
   private readonly listeners = new Set<() => void>()
   /** Suppliers banned for failed proofs: never routed to, their adverts ignored. */
   private readonly banned = new Set<string>()
+  /**
+   * Adverts the topic validator accepted, by their message's bytes (gossipsub delivers the same
+   * message object it validated): the message event records them without decoding the envelope
+   * and verifying its signature again.
+   */
+  private readonly accepted = new WeakMap<Uint8Array, VerifiedAdvert>()
+  /** Adverts recorded, and envelopes verified here (direct queries, or gossip the validator did not see). */
+  readonly stats = { advertsRecorded: 0, advertsVerified: 0 }
   private onMessage = (evt: CustomEvent<{ topic: string; data: Uint8Array }>): void => {
     if (evt.detail.topic !== CAPACITY_TOPIC) return
-    // Already validated and accepted by the topic validator.
-    void this.ingest(evt.detail.data).catch(() => undefined)
+    const advert = this.accepted.get(evt.detail.data)
+    if (advert === undefined) {
+      void this.ingest(evt.detail.data).catch(() => undefined)
+      return
+    }
+    this.accepted.delete(evt.detail.data)
+    try {
+      this.record(advert)
+    } catch {
+      // A newer advert from the same supplier was recorded in between: this one is a replay now.
+    }
   }
 
   constructor(
@@ -113,7 +130,12 @@ export class SupplierDirectory {
     // stale, replayed and banned ones are Ignored (a relay need not know of them).
     pubsub.topicValidators.set(
       CAPACITY_TOPIC,
-      capacityTopicValidator({ maxAdvertAgeMs: this.init.maxAdvertAgeMs, admit: advert => this.excluded(advert), logger: this.log })
+      capacityTopicValidator({
+        maxAdvertAgeMs: this.init.maxAdvertAgeMs,
+        admit: advert => this.excluded(advert),
+        onAccept: (message, advert) => this.accepted.set(message.data, advert),
+        logger: this.log
+      })
     )
     pubsub.addEventListener('message', this.onMessage as never)
     pubsub.subscribe(CAPACITY_TOPIC)
@@ -134,6 +156,7 @@ export class SupplierDirectory {
 
   /** Decodes and checks an advert envelope without storing it; throws on anything wrong. */
   async verify(data: Uint8Array): Promise<VerifiedAdvert> {
+    this.stats.advertsVerified++
     const advert = await openCapacityAdvert(data)
     const excluded = advertStaleness(advert, this.init.maxAdvertAgeMs) ?? this.excluded(advert)
     if (excluded !== undefined) throw new InvalidAdvertError(excluded)
@@ -159,7 +182,11 @@ export class SupplierDirectory {
   /** Verifies and records an advert envelope (gossip or direct query). */
   async ingest(data: Uint8Array | SignedEnvelope): Promise<SupplierEntry> {
     const bytes = data instanceof Uint8Array ? data : AdvertEnvelopeCodec.encode(data)
-    const advert = await this.verify(bytes)
+    return this.record(await this.verify(bytes))
+  }
+
+  /** Records a verified advert; throws InvalidAdvertError when a newer one from its supplier is known. */
+  private record(advert: VerifiedAdvert): SupplierEntry {
     const key = advert.peerId
     // Checked again after the await: a newer advert may have been ingested meanwhile.
     this.assertNotReplayed(key, advert.seq)
@@ -170,6 +197,7 @@ export class SupplierDirectory {
       return existing
     }
     this.lastSeq.set(key, advert.seq)
+    this.stats.advertsRecorded++
     const { publicKey, signer, ...plain } = advert
     const entry: SupplierEntry = existing ?? {
       peerId: signer,

@@ -547,6 +547,8 @@ describe('SupplierDirectory', function () {
       expect(dir.suppliers().map(e => e.peerId.toString())).to.deep.equal([supplier.peerId.toString()])
       expect(dir.get(peerIdFromPrivateKey(alice).toString())).to.equal(undefined)
       expect(dir.models().map(m => m.id)).to.deep.equal([MODEL_A])
+      // The validator's verdict is reused: the message event records the advert without verifying it again.
+      expect(dir.stats).to.deep.equal({ advertsRecorded: 1, advertsVerified: 0 })
     })
 
     it('query() fetches and verifies a peer advert over /gcn/advert/1.0.0', async () => {
