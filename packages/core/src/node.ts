@@ -15,6 +15,7 @@ import { ConfigError } from './errors.js'
 import { libp2pMetrics } from './libp2p-metrics.js'
 import { type Logger, silentLogger } from './logger.js'
 import type { MetricsRegistry } from './metrics.js'
+import { quietNoiseLengths } from './noise-quiet-lengths.js'
 import { CAPACITY_TOPIC, DHT_PROTOCOL, REGISTRY_BLOCKS_TOPIC, REGISTRY_REPORTS_TOPIC } from './protocols.js'
 import { tcpWholeWrites } from './tcp-whole-writes.js'
 import { installYamuxHalfWindowUpdates } from './yamux-window-updates.js'
@@ -227,7 +228,9 @@ export async function createGcnLibp2p(init: GcnNodeInit): Promise<GcnLibp2p> {
       ...(init.announce === undefined ? { appendAnnounce: fixedListenAddrs(listen) } : { announce: init.announce })
     },
     transports: [tcpWholeWrites(), webSockets()],
-    connectionEncrypters: [init.wireCapture === undefined ? noise() : capturingEncrypter(noise(), init.wireCapture)],
+    connectionEncrypters: [
+      init.wireCapture === undefined ? quietNoiseLengths(noise()) : capturingEncrypter(quietNoiseLengths(noise()), init.wireCapture)
+    ],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
     ...(init.metrics === undefined ? {} : { metrics: libp2pMetrics({ registry: init.metrics.promRegistry }) }),
