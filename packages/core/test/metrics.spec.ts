@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'chai'
 import { register as globalRegister, Gauge as PromGauge } from 'prom-client'
 import { libp2pMetrics } from '../src/libp2p-metrics.js'
-import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE, registerDefaultMetrics } from '../src/metrics.js'
+import { EVENT_LOOP_MONITOR_MS, MetricsRegistry, PROMETHEUS_CONTENT_TYPE, registerDefaultMetrics } from '../src/metrics.js'
 import { createGcnNode, type GcnNode } from '../src/node.js'
 
 interface ParsedSample {
@@ -384,13 +384,13 @@ describe('metrics (prom-client, Prometheus text format)', () => {
     registerDefaultMetrics(a)
     registerDefaultMetrics(b)
     a.gauge({ name: 'gcn_after_defaults_bytes', help: 'Ours.', collect: () => 7 })
-    // Keep the loop busy a little so the lag monitor has samples.
-    await new Promise(resolve => setTimeout(resolve, 30))
-    const until = Date.now() + 20
+    // Block the loop for longer than the monitor's interval (EVENT_LOOP_MONITOR_MS), so one of its samples is late.
+    await new Promise(resolve => setTimeout(resolve, EVENT_LOOP_MONITOR_MS))
+    const until = Date.now() + EVENT_LOOP_MONITOR_MS + 20
     while (Date.now() < until) {
       /* busy */
     }
-    await new Promise(resolve => setTimeout(resolve, 30))
+    await new Promise(resolve => setTimeout(resolve, EVENT_LOOP_MONITOR_MS))
     const families = parseExposition(await a.metrics())
     const value = (name: string): number => {
       const f = families.get(name)
