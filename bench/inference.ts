@@ -33,6 +33,7 @@ import {
   percentile,
   runInProcess,
   startDevnet,
+  threadCpuMs,
   waitQuiet
 } from './lib.js'
 
@@ -58,6 +59,52 @@ interface Sample {
 }
 
 const messages = [{ role: 'user' as const, content: 'The dragon attacks the village at night. What does the innkeeper say?' }]
+
+/** CPU per answer of a set of processes, by event loop and other threads, summed over the runs measured. */
+class CpuTally {
+  private readonly totals: Array<{ main: number; others: number }>
+  runs = 0
+
+  constructor(readonly processes: ReadonlyArray<{ pid: number; name: string }>) {
+    this.totals = processes.map(() => ({ main: 0, others: 0 }))
+  }
+
+  snapshot(): Array<{ main: number; others: number }> {
+    return this.processes.map(p => threadCpuMs(p.pid))
+  }
+
+  /** Adds what each process used since `before`. */
+  add(before: Array<{ main: number; others: number }>): void {
+    const now = this.snapshot()
+    this.runs++
+    now.forEach((cpu, i) => {
+      this.totals[i]!.main += cpu.main - before[i]!.main
+      this.totals[i]!.others += cpu.others - before[i]!.others
+    })
+  }
+
+  perRun(i: number): { main: number; others: number } {
+    const t = this.totals[i]!
+    return { main: t.main / Math.max(1, this.runs), others: t.others / Math.max(1, this.runs) }
+  }
+}
+
+function cpuTable(direct: CpuTally, network: CpuTally): string {
+  const rows = direct.processes.map((p, i) => {
+    const d = direct.perRun(i)
+    const n = network.perRun(i)
+    return `| ${p.name} | ${fmt(d.main, 2)} / ${fmt(d.others, 2)} | ${fmt(n.main, 2)} / ${fmt(n.others, 2)} |`
+  })
+  const sum = (t: CpuTally) => t.processes.reduce((a, _, i) => a + t.perRun(i).main + t.perRun(i).others, 0)
+  return `CPU per answer, ms (event loop / other threads; schedstat of every thread, ${network.runs} runs of each path; the
+devnet's processes keep running during the in-process runs, so their column there is the background):
+
+| process | in-process run | network run |
+| --- | --- | --- |
+${rows.join('\n')}
+| all | ${fmt(sum(direct), 1)} | ${fmt(sum(network), 1)} |
+`
+}
 
 function summarise(name: string, samples: Sample[]) {
   const ttft = samples.map(s => s.ttftMs)
@@ -116,6 +163,18 @@ async function latencyVsDirect(): Promise<string> {
   /** The in-process run just before each run over fetch. */
   const directBeforeFetch: Sample[] = []
   const devnetPids = [devnet.proc.pid!, ...children(devnet.proc.pid!).map(p => p.pid)]
+  // CPU per answer of every process, by its event loop and its other threads: where the network
+  // path's work goes (on this 2-core VM, any of it can slow the decoder on the other core).
+  const processes = [
+    { pid: process.pid, name: 'benchmark (in-process: the runtime; network: the SDK)' },
+    { pid: devnet.proc.pid!, name: 'gcn devnet (parent)' },
+    ...children(devnet.proc.pid!).map(p => ({
+      pid: p.pid,
+      name: /(supplier-\d+)/.exec(p.cmd)?.[1] ?? /gcn\.js (\S+)/.exec(p.cmd)?.[1] ?? p.cmd
+    }))
+  ]
+  const cpu = { direct: new CpuTally(processes), network: new CpuTally(processes) }
+  let measuring = false
   let noisy = 0
   // Each run starts on a quiet machine: the distributor re-scores sampled answers (every one of a
   // supplier's first 20) after delivering them, which would otherwise run during the next run.
@@ -124,11 +183,14 @@ async function latencyVsDirect(): Promise<string> {
   }
   const runDirect = async (): Promise<Sample> => {
     await quiet()
+    const before = cpu.direct.snapshot()
     const { ttftMs, totalMs, tokens } = await runInProcess(runtime, input, MAX_TOKENS)
+    if (measuring) cpu.direct.add(before)
     return { ttftMs, totalMs, tokens }
   }
-  const runNetwork = async (c: GcnClient): Promise<Sample> => {
+  const runNetwork = async (c: GcnClient, tally?: CpuTally): Promise<Sample> => {
     await quiet()
+    const before = tally?.snapshot()
     const t0 = performance.now()
     let first = Number.NaN
     const stream = c.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
@@ -136,15 +198,19 @@ async function latencyVsDirect(): Promise<string> {
       if (Number.isNaN(first) && delta.text !== '') first = performance.now()
     }
     const result = await stream.done
-    return { ttftMs: first - t0, totalMs: performance.now() - t0, tokens: result.usage?.completionTokens ?? 0 }
+    const totalMs = performance.now() - t0
+    if (measuring && before !== undefined) tally!.add(before)
+    return { ttftMs: first - t0, totalMs, tokens: result.usage?.completionTokens ?? 0 }
   }
   try {
     // Each network run follows an in-process run, in the same conditions for both SDK transports.
     for (let i = 0; i < WARMUP + RUNS; i++) {
+      measuring = i >= WARMUP
       if (AB !== undefined) execSync(AB.a, { stdio: 'ignore' })
       const d1 = await runDirect()
-      const n = await runNetwork(client)
+      const n = await runNetwork(client, cpu.network)
       if (AB !== undefined) execSync(AB.b, { stdio: 'ignore' })
+      measuring = false
       const d2 = await runDirect()
       const f = await runNetwork(fetchClient)
       if (i < WARMUP) continue
@@ -190,7 +256,8 @@ ${rows}
 - Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
 - ${AB === undefined ? "With the SDK over Node's fetch instead of its node:http transport" : `A/B sitting, variant A (\`${AB.a}\`) above; variant B (\`${AB.b}\`)`}: added time to first token, p50 ${fmt(f.ttftP50 - dF.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch, directBeforeFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / dF.tokensPerSecond) * 100)}% (paired median ${fmt(pairedRatio(viaFetch, directBeforeFetch) * 100)}%), each against the in-process run just before it.
 - Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
-`
+
+${cpuTable(cpu.direct, cpu.network)}`
 }
 
 async function capacity(concurrency: number): Promise<string> {

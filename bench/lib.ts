@@ -124,21 +124,32 @@ export function children(pid: number): Array<{ pid: number; cmd: string }> {
   return out
 }
 
-/** CPU time of every thread of `pid`, in ms (each thread's schedstat, ns precision); 0 once it is gone. */
-function processCpuMs(pid: number): number {
-  let ns = 0
+/**
+ * CPU time of `pid` in ms from each thread's schedstat (ns precision): its main thread (the event
+ * loop) and all its other threads (libuv's pool, V8's helpers, llama.cpp's); zeros once it is gone.
+ */
+export function threadCpuMs(pid: number): { main: number; others: number } {
+  let main = 0
+  let others = 0
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
-        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+        const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+        if (Number(tid) === pid) main += ns
+        else others += ns
       } catch {
         // thread ended while scanning
       }
     }
   } catch {
-    return 0
+    return { main: 0, others: 0 }
   }
-  return ns / 1e6
+  return { main: main / 1e6, others: others / 1e6 }
+}
+
+function processCpuMs(pid: number): number {
+  const { main, others } = threadCpuMs(pid)
+  return main + others
 }
 
 /**
