@@ -6,16 +6,7 @@ import { expect } from 'chai'
 import { ModelFileError, ModelHashMismatchError } from '../src/errors.js'
 import { normaliseSha256, sha256File, verifyModelFile } from '../src/model-file.js'
 import { createModelRuntime } from '../src/runtime.js'
-import { tinyModelInTempDir } from './helpers.js'
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
+import { rejection, tinyModelInTempDir } from './helpers.js'
 
 describe('model-file', () => {
   let dir: string

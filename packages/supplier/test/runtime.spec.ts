@@ -12,7 +12,7 @@ import {
   type ModelRuntime,
   type ModelRuntimeStats
 } from '../src/runtime.js'
-import { tinyModelInTempDir } from './helpers.js'
+import { rejection, tinyModelInTempDir } from './helpers.js'
 
 interface Collected {
   chunks: GenerationTokenChunk[]
@@ -37,15 +37,6 @@ async function collect(
   }
   if (done === undefined) throw new Error('stream ended without a done chunk')
   return { chunks, text: chunks.map(c => c.text).join(''), ids: chunks.flatMap(c => c.tokenIds), done }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 /** Polls (no fixed sleeps) until `predicate` holds; returns the elapsed milliseconds. */
