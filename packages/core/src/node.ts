@@ -11,6 +11,7 @@ import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { type EncrypterFactory, onSecured } from './encrypter-hooks.js'
 import { ConfigError } from './errors.js'
 import { libp2pMetrics } from './libp2p-metrics.js'
 import { type Logger, silentLogger } from './logger.js'
@@ -165,34 +166,21 @@ export function validateBootstrapAddrs(addrs: readonly string[]): void {
   }
 }
 
-type EncrypterFactory = ReturnType<typeof noise>
-
 /** Wraps an encrypter so everything read after decryption is also handed to `capture`. */
 function capturingEncrypter(inner: EncrypterFactory, capture: NonNullable<GcnNodeInit['wireCapture']>): EncrypterFactory {
-  return components => {
-    const encrypter = inner(components)
-    const tap = async <T extends Awaited<ReturnType<typeof encrypter.secureInbound>>>(secured: Promise<T>): Promise<T> => {
-      const result = await secured
-      const peer = result.remotePeer.toString()
-      // Wrap onData rather than adding a 'message' listener: a listener would
-      // take bytes that arrive before the muxer attaches, which buffer otherwise.
-      const connection = result.connection as typeof result.connection & { onData?: (data: Uint8Array | Uint8ArrayList) => void }
-      const onData = connection.onData?.bind(connection)
-      if (onData !== undefined) {
-        connection.onData = data => {
-          capture(data instanceof Uint8Array ? data : data.subarray(), peer)
-          onData(data)
-        }
+  return onSecured(inner, secured => {
+    const peer = secured.remotePeer.toString()
+    // Wrap onData rather than adding a 'message' listener: a listener would
+    // take bytes that arrive before the muxer attaches, which buffer otherwise.
+    const connection = secured.connection as typeof secured.connection & { onData?: (data: Uint8Array | Uint8ArrayList) => void }
+    const onData = connection.onData?.bind(connection)
+    if (onData !== undefined) {
+      connection.onData = data => {
+        capture(data instanceof Uint8Array ? data : data.subarray(), peer)
+        onData(data)
       }
-      return result
     }
-    return {
-      ...encrypter,
-      protocol: encrypter.protocol,
-      secureInbound: (connection, options) => tap(encrypter.secureInbound(connection, options)),
-      secureOutbound: (connection, options) => tap(encrypter.secureOutbound(connection, options))
-    }
-  }
+  })
 }
 
 /**

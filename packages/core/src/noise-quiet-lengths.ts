@@ -1,7 +1,5 @@
-import type { noise } from '@chainsafe/libp2p-noise'
 import type { Uint8ArrayList } from 'uint8arraylist'
-
-type EncrypterFactory = ReturnType<typeof noise>
+import { type EncrypterFactory, onSecured } from './encrypter-hooks.js'
 
 type LengthDecoder = (data: Uint8Array | Uint8ArrayList) => number
 
@@ -29,20 +27,7 @@ const QUIET = Symbol.for('gcn.quietNoiseLength')
  * decoder. A connection without the expected decoder is left as it is.
  */
 export function quietNoiseLengths(inner: EncrypterFactory): EncrypterFactory {
-  return components => {
-    const encrypter = inner(components)
-    const quieten = async <T extends { connection: unknown }>(secured: Promise<T>): Promise<T> => {
-      const result = await secured
-      quietenDecoder((result.connection as { decoder?: FrameDecoder }).decoder)
-      return result
-    }
-    return {
-      ...encrypter,
-      protocol: encrypter.protocol,
-      secureInbound: (connection, options) => quieten(encrypter.secureInbound(connection, options)),
-      secureOutbound: (connection, options) => quieten(encrypter.secureOutbound(connection, options))
-    }
-  }
+  return onSecured(inner, secured => quietenDecoder((secured.connection as { decoder?: FrameDecoder }).decoder))
 }
 
 /** Exported for tests: installs the quiet length decoder on one LengthPrefixedDecoder with a 2-byte length. */
