@@ -147,6 +147,7 @@ export function threadCpuMs(pid: number): { main: number; others: number } {
   return { main: main / 1e6, others: others / 1e6 }
 }
 
+/** CPU time of every thread of `pid`, in ms; 0 once it is gone. */
 function processCpuMs(pid: number): number {
   const { main, others } = threadCpuMs(pid)
   return main + others

@@ -188,7 +188,7 @@ export class SupplierDirectory {
   /** Records a verified advert; throws InvalidAdvertError when a newer one from its supplier is known. */
   private record(advert: VerifiedAdvert): SupplierEntry {
     const key = advert.peerId
-    // Checked again after the await: a newer advert may have been ingested meanwhile.
+    // Checked again: a newer advert may have been recorded since this one was verified.
     this.assertNotReplayed(key, advert.seq)
     const last = this.lastSeq.get(key)
     const existing = this.entries.get(key)
