@@ -962,7 +962,11 @@ function isAborted(signal: AbortSignal | undefined): signal is AbortSignal {
   return signal?.aborted === true
 }
 
-/** Resolves when the stream can take more data; rejects if it closes or `signal` aborts first. */
+/**
+ * Resolves when the stream can take more data; rejects if it closes or `signal` aborts first. Not
+ * `stream.onDrain()`: @libp2p/utils 7 keeps the promise of the first drain, so once a stream has
+ * drained, every later wait on it resolves at once and the writer no longer waits for room.
+ */
 function drained(stream: Stream, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (): void => {
