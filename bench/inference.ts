@@ -17,13 +17,14 @@
  */
 import '@gcn/core/polyfill'
 import { execSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, type InferenceInput } from '@gcn/core'
 import { GcnClient } from '@gcn/sdk'
 import { createModelRuntime } from '@gcn/supplier'
 import {
   appendSection,
+  bootstrapInterval,
   children,
   cpuSeconds,
   BENCH_DATA as DATA,
@@ -223,18 +224,39 @@ async function latencyVsDirect(): Promise<string> {
     await devnet.stop()
     await runtime.stop()
   }
-  const paired = (samples: Sample[], before: Sample[]): number =>
+  // Each figure is a function of the runs it is computed over, so a bootstrap over the runs gives its
+  // interval; `all` is every run.
+  const all = direct.map((_, i) => i)
+  const pick = (samples: Sample[], runs: readonly number[]): Sample[] => runs.map(i => samples[i]!)
+  const ttftP50 = (samples: Sample[]): number =>
     percentile(
-      samples.map((x, i) => x.ttftMs - before[i]!.ttftMs),
+      samples.map(x => x.ttftMs),
       50
     )
-  const pairedTtft = paired(network, direct)
-  const pairedRatio = (samples: Sample[], before: Sample[]): number =>
+  const addedTtft = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
+    ttftP50(pick(samples, runs)) - ttftP50(pick(before, runs))
+  const throughput = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
+    summarise('', pick(samples, runs)).tokensPerSecond / summarise('', pick(before, runs)).tokensPerSecond
+  const paired = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
     percentile(
-      samples.map((x, i) => x.tokens / x.totalMs / (before[i]!.tokens / before[i]!.totalMs)),
+      runs.map(i => samples[i]!.ttftMs - before[i]!.ttftMs),
       50
     )
-  const pairedThroughput = pairedRatio(network, direct)
+  const pairedRatio = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
+    percentile(
+      runs.map(i => samples[i]!.tokens / samples[i]!.totalMs / (before[i]!.tokens / before[i]!.totalMs)),
+      50
+    )
+  /** The figure over every run, then its 95 % bootstrap interval. */
+  const withInterval = (statistic: (runs: readonly number[]) => number, scale: number, digits: number, unit: string): string => {
+    const [low, high] = bootstrapInterval(all.length, statistic)
+    return `**${fmt(statistic(all) * scale, digits)}${unit}** (95 % interval ${fmt(low * scale, digits)}–${fmt(high * scale, digits)}${unit})`
+  }
+  // The runs themselves, for analyses the report does not make.
+  writeFileSync(
+    join(DATA, `latency-runs-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
+    JSON.stringify({ ab: AB ?? null, direct, network, directBeforeFetch, viaFetch })
+  )
   const d = summarise(AB === undefined ? 'node-llama-cpp in-process' : 'node-llama-cpp in-process, variant A', direct)
   const n = summarise(AB === undefined ? 'SDK → gateway → distributor → supplier' : 'SDK → … → supplier, variant A', network)
   const f = summarise(AB === undefined ? 'the same, SDK over Node fetch (undici)' : 'SDK → … → supplier, variant B', viaFetch)
@@ -251,10 +273,11 @@ async function latencyVsDirect(): Promise<string> {
 | --- | --- | --- | --- | --- | --- | --- |
 ${rows}
 
-- Throughput ratio (network / direct): **${fmt((n.tokensPerSecond / d.tokensPerSecond) * 100)}%** (goal ≥ 95%); median of the ${RUNS} paired ratios (tokens/s of each network run over the direct run just before it): ${fmt(pairedThroughput * 100)}%.
-- Added time to first token, p50: **${fmt(n.ttftP50 - d.ttftP50, 2)} ms** (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms; median of the ${RUNS} paired differences (each network run minus the direct run just before it, which cancels drift in the machine's load): ${fmt(pairedTtft, 2)} ms.
+- Throughput ratio (network / direct): ${withInterval(throughput(network, direct), 100, 1, '%')} (goal ≥ 95%); median of the ${RUNS} paired ratios (tokens/s of each network run over the direct run just before it): ${withInterval(pairedRatio(network, direct), 100, 1, '%')}.
+- Added time to first token, p50: ${withInterval(addedTtft(network, direct), 1, 2, ' ms')} (goal ≤ 5 ms); p99: ${fmt(n.ttftP99 - d.ttftP99, 2)} ms; median of the ${RUNS} paired differences (each network run minus the direct run just before it, which cancels drift in the machine's load): ${withInterval(paired(network, direct), 1, 2, ' ms')}.
 - Added total time, p50: ${fmt(n.totalP50 - d.totalP50, 2)} ms.
-- ${AB === undefined ? "With the SDK over Node's fetch instead of its node:http transport" : `A/B sitting, variant A (\`${AB.a}\`) above; variant B (\`${AB.b}\`)`}: added time to first token, p50 ${fmt(f.ttftP50 - dF.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch, directBeforeFetch), 2)} ms); throughput ${fmt((f.tokensPerSecond / dF.tokensPerSecond) * 100)}% (paired median ${fmt(pairedRatio(viaFetch, directBeforeFetch) * 100)}%), each against the in-process run just before it.
+- ${AB === undefined ? "With the SDK over Node's fetch instead of its node:http transport" : `A/B sitting, variant A (\`${AB.a}\`) above; variant B (\`${AB.b}\`)`}: added time to first token, p50 ${fmt(f.ttftP50 - dF.ttftP50, 2)} ms (paired median ${fmt(paired(viaFetch, directBeforeFetch)(all), 2)} ms); throughput ${fmt((f.tokensPerSecond / dF.tokensPerSecond) * 100)}% (paired median ${fmt(pairedRatio(viaFetch, directBeforeFetch)(all) * 100)}%), each against the in-process run just before it.
+- Intervals: 95 % percentile bootstrap over the runs (2,000 resamples, a run's in-process and network samples kept together): how far a figure moves by chance with ${RUNS} runs. Sittings on different days or hours differ by more (this VM drifts).
 - Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
 
 ${cpuTable(cpu.direct, cpu.network)}`

@@ -44,6 +44,37 @@ export function percentile(values: number[], p: number): number {
   return sorted[rank]!
 }
 
+/**
+ * Percentile bootstrap interval of a statistic of `n` runs: the runs' indices are resampled with
+ * replacement (a run's paired samples stay together), `resamples` times, from a seeded generator
+ * (mulberry32), so a sitting's interval is reproducible from its samples. Returns the bounds of
+ * the central `level` of the resampled statistics: how far the figure could move by chance with
+ * this many runs, not between sittings (the machine's own drift comes on top).
+ */
+export function bootstrapInterval(
+  n: number,
+  statistic: (indices: readonly number[]) => number,
+  { resamples = 2000, level = 0.95, seed = 1 }: { resamples?: number; level?: number; seed?: number } = {}
+): [number, number] {
+  if (n === 0) return [Number.NaN, Number.NaN]
+  let state = seed >>> 0
+  const random = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+  const stats: number[] = []
+  const indices = new Array<number>(n)
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < n; i++) indices[i] = Math.floor(random() * n)
+    stats.push(statistic(indices))
+  }
+  const tail = ((1 - level) / 2) * 100
+  return [percentile(stats, tail), percentile(stats, 100 - tail)]
+}
+
 export const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 
 export function machine(): string {
