@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GcnClient } from '@gcn/sdk'
@@ -657,6 +657,44 @@ describe('inference path (real processes)', function () {
       // …and each serving supplier did receive its task streams.
       for (const { servedBy } of requests) expect(occurrences(data[`supplier-${servedBy + 1}`]!, TASK_PROPOSAL)).to.be.greaterThan(0)
       console.log(`      requests served by: ${requests.map(r => `supplier-${r.servedBy + 1}`).join(', ')}`)
+    })
+  })
+
+  describe('task steps for the latency benchmark (GCN_TASK_STEPS_DIR)', () => {
+    it("writes each role's steps of a streamed request at exit: times only, in order, nothing of the prompt", async () => {
+      const stepsDir = join(root, 'task-steps')
+      mkdirSync(stepsDir)
+      const env = { GCN_TASK_STEPS_DIR: stepsDir }
+      const net = await startNetwork({ suppliers: 1, model, dir: join(root, 'net-steps'), env: { distributor: env, supplier: env } })
+      const marker = `SECRET-PROMPT-${randomBytes(8).toString('hex')}`
+      try {
+        const r = await streamChat(net, { model: net.modelName, messages: [{ role: 'user', content: `Say ${marker}.` }], max_tokens: 4 })
+        expect(r.status).to.equal(200)
+      } finally {
+        await net.stop()
+      }
+      const files = readdirSync(stepsDir).sort()
+      expect(files.map(f => f.replace(/-\d+\.json$/, ''))).to.deep.equal(['distributor', 'supplier'])
+      const read = (i: number): { events: Array<{ step: string; atMs: number }>; dropped: number } =>
+        JSON.parse(readFileSync(join(stepsDir, files[i]!), 'utf8'))
+      const [distributor, supplier] = [read(0), read(1)]
+      expect(readFileSync(join(stepsDir, files[0]!), 'utf8') + readFileSync(join(stepsDir, files[1]!), 'utf8')).not.to.include(marker)
+      expect(distributor.dropped + supplier.dropped).to.equal(0)
+      // One request: its steps once each, and in the order the request passed them across both processes.
+      const all = [...distributor.events, ...supplier.events].sort((a, b) => a.atMs - b.atMs).map(e => e.step)
+      expect(all).to.deep.equal([
+        'gateway.request',
+        'gateway.parsed',
+        'task.dispatched',
+        'task.requestSealed',
+        'supplier.requestRead',
+        'supplier.generating',
+        'supplier.firstToken',
+        'supplier.firstChunkSent',
+        'task.firstChunk',
+        'gateway.firstWrite'
+      ])
+      expect(supplier.events.every(e => e.step.startsWith('supplier.'))).to.equal(true)
     })
   })
 })

@@ -15,10 +15,12 @@ import {
   prepareSeal,
   RESPONSE_KEY_BYTES,
   randomBytes,
+  recordTaskSteps,
   StreamEndedError,
   seal,
   silentLogger,
   TASK_PROTOCOL,
+  TASK_STEPS,
   type TaskChunk,
   TaskChunkCodec,
   TaskFrameCodec,
@@ -502,6 +504,23 @@ describe('Supplier (in-process, with a FakeEngine)', function () {
     expect(entry.successes).to.equal(1)
     expect(entry.outstanding).to.equal(0)
     expect(entry.ewmaTtftMs).to.be.a('number')
+  })
+
+  it("publishes the distributor's and the supplier's task steps once each, in order, for a task's first token", async () => {
+    const engine = new FakeEngine({ chunks: ['a', 'b', 'c'], delayMs: 2 })
+    const { dist } = await network([engine], { supplier: { frameIntervalMs: 0 } })
+    const recording = recordTaskSteps()
+    let result: Collected
+    try {
+      result = await collect(dist.router.stream(request()))
+    } finally {
+      recording.stop()
+    }
+    expect(result.text).to.equal('abc')
+    // The gateway's steps are the gateway's (this task went straight to the router).
+    expect(recording.events.map(e => e.step)).to.deep.equal(TASK_STEPS.filter(s => !s.startsWith('gateway.')))
+    const times = recording.events.map(e => e.atMs)
+    expect(times).to.deep.equal([...times].sort((a, b) => a - b))
   })
 
   it("sends the next task on the spare stream that announced it: the supplier agreed on the request's key ahead", async () => {

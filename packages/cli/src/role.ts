@@ -14,6 +14,7 @@ import {
   type NodeRole
 } from '@gcn/core'
 import { commonOptions } from './common-options.js'
+import { recordTaskStepsFromEnv } from './task-steps.js'
 import { wireCaptureFromEnv } from './wire-capture.js'
 
 /** Options shared by the roles that hold an identity in a data directory. */
@@ -44,6 +45,7 @@ export async function startRoleNode(
   extra: { topics?: string[]; targetPeers?: number } = {}
 ): Promise<StartedRole> {
   const log = createLogger({ component: `gcn:${role}`, level: values.logLevel as LogLevel, format: values.logFormat as 'json' | 'pretty' })
+  recordTaskStepsFromEnv(role)
   const identity = await loadOrCreateIdentity(values.keyFile ?? join(values.dataDir, 'peer.key'))
   const node = await createGcnNode({
     role,

@@ -33,7 +33,8 @@ import {
   type ModelInfo,
   NotStartedError,
   REQUEST_LIMITS,
-  TimeoutError
+  TimeoutError,
+  traceTaskStep
 } from '@gcn/core'
 import type { InferenceBackend } from './backend.js'
 import { InvalidRequestError, NoSupplierError, PromptTooLongError, TaskFailedError, UnknownModelError } from './errors.js'
@@ -468,6 +469,7 @@ class HttpGateway implements Gateway {
   }
 
   private async inference(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, endpoint: Endpoint): Promise<void> {
+    traceTaskStep('gateway.request')
     ctx.endpoint = endpoint
     const key = this.authenticate(req, ctx)
     if (this.components.gameInGoodStanding?.(key.gameId) === false) {
@@ -509,6 +511,7 @@ class HttpGateway implements Gateway {
       const parsed = endpoint === 'chat' ? parseChatRequest(body, opts) : parseCompletionRequest(body, opts)
       ctx.model = parsed.model
       ctx.stream = parsed.stream
+      traceTaskStep('gateway.parsed')
       const request: InferenceRequest = { model: parsed.model, gameId: key.gameId, input: parsed.input, params: parsed.params }
       const sessionId = this.sessionId(req, parsed)
       if (sessionId !== undefined) request.sessionId = sessionId
@@ -605,6 +608,8 @@ class HttpGateway implements Gateway {
     let open = false
     /** Events waiting to go out with the next write (the opening role chunk rides with the first token). */
     const pending: unknown[] = []
+    /** The first write was published as a task step. */
+    let traced = false
     const send = async (data?: unknown): Promise<void> => {
       if (signal.aborted) throw signal.reason
       if (data !== undefined) pending.push(data)
@@ -613,7 +618,12 @@ class HttpGateway implements Gateway {
       pending.length = 0
       // One write per event (or per first token with the role chunk), flushed at once (no Nagle);
       // wait only if the client reads slowly.
-      if (!res.write(text)) await once(res, 'drain', { signal })
+      const flushed = res.write(text)
+      if (!traced) {
+        traced = true
+        traceTaskStep('gateway.firstWrite')
+      }
+      if (!flushed) await once(res, 'drain', { signal })
     }
     const openStream = (): void => {
       open = true

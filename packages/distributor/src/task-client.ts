@@ -19,6 +19,7 @@ import {
   type TaskRequest,
   TaskRequestCodec,
   type TokenRecord,
+  traceTaskStep,
   WIRE_VERSION,
   WireFinishReason
 } from '@gcn/core'
@@ -75,6 +76,7 @@ export async function* runTask(
     kits?: TaskKits
   }
 ): AsyncGenerator<InferenceEvent, void, undefined> {
+  traceTaskStep('task.dispatched')
   const target: Multiaddr[] | typeof supplier.peerId = supplier.addrs.length > 0 ? supplier.addrs : supplier.peerId
   const taken =
     options.streams !== undefined
@@ -126,6 +128,9 @@ export async function* runTask(
   const cipher = new ChunkCipher(responseKey, taskId)
   let finished = false
   try {
+    // Before the write: on one machine the socket write can hand the CPU to the woken supplier, and
+    // the step would then count the supplier's work as the distributor's.
+    traceTaskStep('task.requestSealed')
     await framed.write(
       TaskOpenCodec,
       { version: WIRE_VERSION, taskId: plainBytes(taskId), sealedRequest: plainBytes(sealedRequest) },
@@ -150,6 +155,7 @@ export async function* runTask(
       const isDone = chunk.finishReason !== undefined && chunk.finishReason !== WireFinishReason.UNSPECIFIED
       // Always-on proof checks run before any of the chunk reaches the client.
       if (chunk.tokenIds.length > 0 || isDone) checkProof(verifier, chunk, taskId)
+      if (seq === 1) traceTaskStep('task.firstChunk')
       outputTokenIds.push(...chunk.tokenIds)
       if (chunk.text !== '' || chunk.tokenIds.length > 0) yield { type: 'delta', text: chunk.text, tokenIds: chunk.tokenIds }
       if (isDone) {

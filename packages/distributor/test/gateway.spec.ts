@@ -6,6 +6,7 @@ import {
   type InferenceRequest,
   type ModelInfo,
   REQUEST_LIMITS,
+  recordTaskSteps,
   type Usage
 } from '@gcn/core'
 import { expect } from 'chai'
@@ -329,6 +330,19 @@ describe('gateway', () => {
     expect(chunks[5].usage).to.deep.equal({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 })
     expect(chunks).to.have.length(6)
     expect(gateway.stats.activeStreams).to.equal(0)
+  })
+
+  it("publishes the gateway's task steps once each, in order, for a streamed request", async () => {
+    await start()
+    const recording = recordTaskSteps()
+    try {
+      const res = await call('/v1/chat/completions', { body: chat({ stream: true }) })
+      expect(parseSse(await res.text()).at(-1)!.data).to.equal('[DONE]')
+    } finally {
+      recording.stop()
+    }
+    // The fake backend stands in for the router and the supplier, whose steps are theirs.
+    expect(recording.events.map(e => e.step)).to.deep.equal(['gateway.request', 'gateway.parsed', 'gateway.firstWrite'])
   })
 
   it('streams without a usage chunk unless asked, and reports length', async () => {

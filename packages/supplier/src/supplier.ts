@@ -31,6 +31,7 @@ import {
   type TaskRequest,
   TaskRequestCodec,
   type TokenLogprob,
+  traceTaskStep,
   WIRE_VERSION
 } from '@gcn/core'
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
@@ -367,6 +368,7 @@ export class Supplier {
         prepared = undefined
       }
     }
+    traceTaskStep('supplier.requestRead')
     if (open.version !== WIRE_VERSION) throw new GcnError(`unsupported task wire version ${open.version}`)
     const plaintext =
       prepared === undefined
@@ -444,6 +446,7 @@ export class Supplier {
       const input = toInput(request)
       const params = toParams(request)
       const interval = this.init.frameIntervalMs
+      traceTaskStep('supplier.generating')
       const chunks = this.components.engine.generate(input, params, { signal: AbortSignal.any(signals) })
       awaitingFirstToken = true
       this.prefilling++
@@ -457,7 +460,10 @@ export class Supplier {
       for await (const chunk of chunks) {
         if (chunk.type === 'token') {
           const first = timing.tokens++ === 0
-          if (first) timing.firstTokenAt = performance.now()
+          if (first) {
+            timing.firstTokenAt = performance.now()
+            traceTaskStep('supplier.firstToken')
+          }
           if (held === undefined) held = { text: chunk.text, tokenIds: [...chunk.tokenIds], logprobs: chunk.logprobs?.slice() }
           else {
             held.text += chunk.text
@@ -472,7 +478,10 @@ export class Supplier {
             // writing this one: the model runs meanwhile.
             if (!first) await new Promise<void>(resolve => setImmediate(resolve))
             await flush()
-            if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
+            if (timing.firstSentAt === 0) {
+              timing.firstSentAt = performance.now()
+              traceTaskStep('supplier.firstChunkSent')
+            }
             if (awaitingFirstToken) {
               awaitingFirstToken = false
               this.firstTokenSent()
