@@ -6,6 +6,11 @@
  *  2. Distributor capacity: requests/second through the gateway with many
  *     concurrent streaming clients on the `tiny` model, and CPU per process.
  *
+ * The latency part also reports where the time to first token goes: the devnet's roles record
+ * their task steps (`traceTaskStep` in core, enabled by GCN_TASK_STEPS_DIR) and the table lines them
+ * up with each run's start and first text on one monotonic clock. BENCH_RUNS (default 100) sets the
+ * runs per path; the goals' figures come with 95 % bootstrap intervals over them.
+ *
  * A/B inside one sitting (this VM drifts between sittings by more than the
  * effects left to find): with BENCH_AB_A and BENCH_AB_B set to shell commands,
  * each iteration runs A's command, in-process, network, then B's command,
@@ -17,9 +22,9 @@
  */
 import '@gcn/core/polyfill'
 import { execSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createLogger, type InferenceInput } from '@gcn/core'
+import { createLogger, type InferenceInput, monotonicMs, TASK_STEPS, type TaskStep, type TaskStepEvent } from '@gcn/core'
 import { GcnClient } from '@gcn/sdk'
 import { createModelRuntime } from '@gcn/supplier'
 import {
@@ -38,7 +43,7 @@ import {
   waitQuiet
 } from './lib.js'
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 20)
+const RUNS = Number(process.env.BENCH_RUNS ?? 100)
 const WARMUP = 3
 const MAX_TOKENS = 64
 const CAPACITY_SECONDS = Number(process.env.BENCH_CAPACITY_SECONDS ?? 15)
@@ -123,10 +128,85 @@ function summarise(name: string, samples: Sample[]) {
   }
 }
 
+interface StepRun {
+  startMs: number
+  firstMs: number
+}
+
+/** Every task step the devnet's processes wrote at exit (GCN_TASK_STEPS_DIR), in time order. */
+function readSteps(dir: string): TaskStepEvent[] {
+  const events: TaskStepEvent[] = []
+  for (const file of readdirSync(dir)) {
+    if (file.endsWith('.json')) events.push(...(JSON.parse(readFileSync(join(dir, file), 'utf8')) as { events: TaskStepEvent[] }).events)
+  }
+  return events.sort((a, b) => a.atMs - b.atMs)
+}
+
+const ttftP50Of = (samples: Sample[]): number =>
+  percentile(
+    samples.map(s => s.ttftMs),
+    50
+  )
+
+/** The legs of the first token's way: a table of medians over the runs that passed every step. */
+function stepLegs(runs: StepRun[], events: TaskStepEvent[], inProcessTtftP50: number): string {
+  const labels: Record<TaskStep, string> = {
+    'gateway.request': 'SDK: `chat()` to the gateway holding the request (SDK, HTTP hop, server)',
+    'gateway.parsed': 'gateway: key, limits, body read and validated',
+    'task.dispatched': 'gateway and router: supplier chosen, task started',
+    'task.requestSealed': 'distributor: spare stream, request encoded and sealed',
+    'supplier.requestRead': 'request written; hop; supplier: libp2p read path to the frame',
+    'supplier.generating': 'supplier: request opened, decoded, checked; runtime called',
+    'supplier.firstToken': `runtime: prompt to first token (in-process TTFT p50 ${fmt(inProcessTtftP50, 2)} ms)`,
+    'supplier.firstChunkSent': 'supplier: first chunk (proof, encoding, seal) written to the stream',
+    'task.firstChunk': 'hop; distributor: read path, chunk opened, proof checked',
+    'gateway.firstWrite': 'distributor → gateway: first text handed to the response'
+  }
+  const legs = new Map<string, number[]>()
+  let complete = 0
+  for (const run of runs) {
+    const at = new Map<TaskStep, number>()
+    for (const e of events) {
+      if (e.atMs < run.startMs) continue
+      if (e.atMs > run.firstMs) break
+      if (!at.has(e.step)) at.set(e.step, e.atMs)
+    }
+    if (Number.isNaN(run.firstMs) || TASK_STEPS.some(s => !at.has(s))) continue
+    complete++
+    let previous = run.startMs
+    for (const step of TASK_STEPS) {
+      const t = at.get(step)!
+      legs.set(step, [...(legs.get(step) ?? []), t - previous])
+      previous = t
+    }
+    legs.set('sdk', [...(legs.get('sdk') ?? []), run.firstMs - previous])
+  }
+  if (complete === 0) return `No run passed every task step (${runs.length} runs, ${events.length} steps recorded).\n`
+  const rows = [
+    ...TASK_STEPS.map(s => [labels[s], legs.get(s)!] as const),
+    ['hop; SDK: response and first delta parsed', legs.get('sdk')!] as const
+  ]
+  const beside = rows.filter((_, i) => TASK_STEPS[i] !== 'supplier.firstToken').reduce((a, [, v]) => a + percentile(v, 50), 0)
+  return `Where the time to first token goes (task steps each process timestamps on one monotonic clock, \`traceTaskStep\`
+in core; medians over the ${complete} node:http runs that passed every step, ms):
+
+| leg | p50 | p90 |
+| --- | --- | --- |
+${rows.map(([label, v]) => `| ${label} | ${fmt(percentile(v, 50), 3)} | ${fmt(percentile(v, 90), 3)} |`).join('\n')}
+
+The legs other than the runtime's add up to ${fmt(beside, 2)} ms (sum of medians).
+`
+}
+
 async function latencyVsDirect(): Promise<string> {
   const modelPath = await model('small')
   const runtime = createModelRuntime({ modelPath, slots: 1, threads: 1, gpu: GPU }, { logger: log })
   await runtime.start()
+  // The devnet's roles record their task steps (times only) for the table of legs below.
+  const stepsDir = join(DATA, 'task-steps')
+  rmSync(stepsDir, { recursive: true, force: true })
+  mkdirSync(stepsDir, { recursive: true })
+  process.env.GCN_TASK_STEPS_DIR = stepsDir
   const devnet = await startDevnet([
     '--model',
     modelPath,
@@ -148,6 +228,7 @@ async function latencyVsDirect(): Promise<string> {
     '--registries',
     String(LATENCY_REGISTRIES)
   ])
+  delete process.env.GCN_TASK_STEPS_DIR
   const client = new GcnClient({ baseUrl: devnet.gateway, apiKey: devnet.apiKey, maxRetries: 0 })
   // The same client over Node's fetch (undici), which the SDK used by default before its node:http
   // transport; in an A/B sitting, variant B's runs over node:http.
@@ -189,15 +270,23 @@ async function latencyVsDirect(): Promise<string> {
     if (measuring) cpu.direct.add(before)
     return { ttftMs, totalMs, tokens }
   }
+  /** Each measured node:http run's start and first text on the task steps' clock. */
+  const stepRuns: StepRun[] = []
   const runNetwork = async (c: GcnClient, tally?: CpuTally): Promise<Sample> => {
     await quiet()
     const before = tally?.snapshot()
+    const startMs = monotonicMs()
     const t0 = performance.now()
     let first = Number.NaN
+    let firstMs = Number.NaN
     const stream = c.chat({ model: devnet.model, messages, max_tokens: MAX_TOKENS, temperature: 0 })
     for await (const delta of stream) {
-      if (Number.isNaN(first) && delta.text !== '') first = performance.now()
+      if (Number.isNaN(first) && delta.text !== '') {
+        first = performance.now()
+        firstMs = monotonicMs()
+      }
     }
+    if (measuring && tally !== undefined) stepRuns.push({ startMs, firstMs })
     const result = await stream.done
     const totalMs = performance.now() - t0
     if (measuring && before !== undefined) tally!.add(before)
@@ -224,17 +313,13 @@ async function latencyVsDirect(): Promise<string> {
     await devnet.stop()
     await runtime.stop()
   }
+  const legs = stepLegs(stepRuns, readSteps(stepsDir), ttftP50Of(direct))
   // Each figure is a function of the runs it is computed over, so a bootstrap over the runs gives its
   // interval; `all` is every run.
   const all = direct.map((_, i) => i)
   const pick = (samples: Sample[], runs: readonly number[]): Sample[] => runs.map(i => samples[i]!)
-  const ttftP50 = (samples: Sample[]): number =>
-    percentile(
-      samples.map(x => x.ttftMs),
-      50
-    )
   const addedTtft = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
-    ttftP50(pick(samples, runs)) - ttftP50(pick(before, runs))
+    ttftP50Of(pick(samples, runs)) - ttftP50Of(pick(before, runs))
   const throughput = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
     summarise('', pick(samples, runs)).tokensPerSecond / summarise('', pick(before, runs)).tokensPerSecond
   const paired = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
@@ -280,7 +365,8 @@ ${rows}
 - Intervals: 95 % percentile bootstrap over the runs (2,000 resamples, a run's in-process and network samples kept together): how far a figure moves by chance with ${RUNS} runs. Sittings on different days or hours differ by more (this VM drifts).
 - Each run started once the devnet's processes had been quiet (under 10 % of a core) for 30 ms, so background work (re-scoring an earlier answer, registries ingesting a block) does not land on either path's runs${noisy === 0 ? '' : `; ${noisy} runs started after waiting 10 s without that`}.
 
-${cpuTable(cpu.direct, cpu.network)}`
+${cpuTable(cpu.direct, cpu.network)}
+${legs}`
 }
 
 async function capacity(concurrency: number): Promise<string> {
