@@ -357,7 +357,7 @@ async function latencyVsDirect(): Promise<string> {
         `| ${r.name} | ${fmt(r.ttftP50, 2)} | ${fmt(r.ttftP99, 2)} | ${fmt(r.totalP50)} | ${fmt(r.totalP99)} | ${fmt(r.tokensPerRun)} | ${fmt(r.tokensPerSecond)} |`
     )
     .join('\n')
-  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, ${GPU === false ? 'CPU, 1 thread' : `node-llama-cpp gpu '${GPU}'`}, 1 slot, ${LATENCY_REGISTRIES} registry peers running, supplier frame interval ${process.env.GCN_FRAME_INTERVAL_MS ?? 'default (16 ms)'}, the devnet's other roles at nice ${process.env.GCN_ROLES_NICE ?? '10 (default)'})
+  return `### Added latency of the whole path (small model, ${MAX_TOKENS} tokens greedy, ${RUNS} interleaved runs each, ${GPU === false ? 'CPU, 1 thread' : `node-llama-cpp gpu '${GPU}'`}, 1 slot, ${LATENCY_REGISTRIES} registry peers running, supplier frame interval ${process.env.GCN_FRAME_INTERVAL_MS ?? 'default (33 ms)'}, the devnet's other roles at nice ${process.env.GCN_ROLES_NICE ?? '10 (default)'})
 
 | path | TTFT p50 ms | TTFT p99 ms | total p50 ms | total p99 ms | tokens/run | tokens/s |
 | --- | --- | --- | --- | --- | --- | --- |

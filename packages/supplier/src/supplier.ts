@@ -64,9 +64,11 @@ export interface SupplierInit {
   /**
    * Tokens generated within this many ms of the last chunk sent wait and go out together with the
    * first token made after it (or, if the decoder stalls, one interval after they were due); the
-   * first token always goes out at once. Every chunk costs each hop a sealed frame, a proof segment
-   * and a socket write, and a game shows text once per display frame (16.7 ms at 60 Hz), so sending
-   * faster only burns the CPU that decodes. 0: one chunk per token.
+   * first token always goes out at once. Every chunk costs each hop a sealed frame, a proof segment,
+   * a socket write and a wake-up (the game's process included), and people read what a game shows:
+   * the default, two display frames at 60 Hz (one at 30 Hz), takes ~11 ms of CPU per 64-token answer
+   * off the devnet's processes against one frame, which the model gets back where it shares their
+   * cores (BENCHMARKS.md, tenth session). 0: one chunk per token.
    */
   frameIntervalMs?: number
   /**
@@ -92,7 +94,7 @@ export const SUPPLIER_DEFAULTS = Object.freeze({
   advertMaxWaitMs: 1_000,
   openTimeoutMs: 5_000,
   maxTaskStreams: 64,
-  frameIntervalMs: 16,
+  frameIntervalMs: 33,
   testStallBeforeGenerateMs: 0,
   testAdvertisedSlots: 0,
   /** Re-provide model ids in the DHT this often. */
