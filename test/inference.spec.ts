@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { TASK_STEPS } from '@gcn/core'
 import { GcnClient } from '@gcn/sdk'
 import { expect } from 'chai'
 import OpenAI from 'openai'
@@ -682,18 +683,7 @@ describe('inference path (real processes)', function () {
       expect(distributor.dropped + supplier.dropped).to.equal(0)
       // One request: its steps once each, and in the order the request passed them across both processes.
       const all = [...distributor.events, ...supplier.events].sort((a, b) => a.atMs - b.atMs).map(e => e.step)
-      expect(all).to.deep.equal([
-        'gateway.request',
-        'gateway.parsed',
-        'task.dispatched',
-        'task.requestSealed',
-        'supplier.requestRead',
-        'supplier.generating',
-        'supplier.firstToken',
-        'supplier.firstChunkSent',
-        'task.firstChunk',
-        'gateway.firstWrite'
-      ])
+      expect(all).to.deep.equal([...TASK_STEPS])
       expect(supplier.events.every(e => e.step.startsWith('supplier.'))).to.equal(true)
     })
   })
