@@ -6,7 +6,7 @@
  * Times are CLOCK_MONOTONIC in milliseconds (`process.hrtime`): one clock for every process of a
  * machine, so the steps of one task in the gateway, the distributor and the supplier line up. The
  * events carry no task id and no content (never a prompt or a token): they are meant for tasks run
- * one at a time, as the benchmark does, and each step is published only for a task's first token.
+ * one at a time, as the benchmark does, and each step is published once per task.
  */
 import { channel } from 'node:diagnostics_channel'
 
@@ -41,7 +41,7 @@ export type TaskStep = (typeof TASK_STEPS)[number]
 
 export interface TaskStepEvent {
   step: TaskStep
-  // CLOCK_MONOTONIC, ms.
+  /** CLOCK_MONOTONIC, ms. */
   atMs: number
 }
 
