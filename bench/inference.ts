@@ -163,8 +163,8 @@ function stepLegs(runs: StepRun[], events: TaskStepEvent[], inProcessTtftP50: nu
     'supplier.requestRead': 'request written; hop; supplier: libp2p read path to the frame',
     'supplier.generating': 'supplier: request opened, decoded, checked; runtime called',
     'supplier.firstToken': `runtime: prompt to first token (in-process TTFT p50 ${fmt(inProcessTtftP50, 2)} ms)`,
-    'supplier.firstChunkSent': 'supplier: first chunk (proof, encoding, seal) written to the stream',
-    'task.firstChunk': 'hop; distributor: read path, chunk opened, proof checked',
+    'supplier.firstChunkSealed': 'supplier: first chunk (proof, encoding, seal)',
+    'task.firstChunk': 'chunk written; hop; distributor: read path, chunk opened, proof checked',
     'gateway.firstWrite': 'distributor → gateway: first text handed to the response'
   }
   const legs = new Map<string, number[]>()

@@ -29,8 +29,8 @@ export const TASK_STEPS = [
   'supplier.generating',
   // Supplier: the runtime gave the first token.
   'supplier.firstToken',
-  // Supplier: the first chunk was sealed and handed to the stream.
-  'supplier.firstChunkSent',
+  // Supplier: the first chunk was encoded and sealed; writing it to the stream comes next.
+  'supplier.firstChunkSealed',
   // Distributor: the first chunk was read, opened and its proof checked.
   'task.firstChunk',
   // Gateway: the first text was written to the HTTP response.

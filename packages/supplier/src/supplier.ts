@@ -405,8 +405,10 @@ export class Supplier {
         if (wire === undefined) return
         wire = { ...wire, seq }
       }
-      const plaintext = TaskChunkCodec.encode(wire)
-      await framed.write(TaskFrameCodec, { sealed: plainBytes(cipher.seal(seq, plaintext)) })
+      const sealed = cipher.seal(seq, TaskChunkCodec.encode(wire))
+      // Before the write: the distributor it wakes may read the chunk before this process goes on.
+      if (seq === 0) traceTaskStep('supplier.firstChunkSealed')
+      await framed.write(TaskFrameCodec, { sealed: plainBytes(sealed) })
       seq++
     }
     // Tokens held for the next chunk (frameIntervalMs), sent in order through one chain of writes.
@@ -480,10 +482,7 @@ export class Supplier {
             // writing this one: the model runs meanwhile.
             if (!first) await new Promise<void>(resolve => setImmediate(resolve))
             await flush()
-            if (timing.firstSentAt === 0) {
-              timing.firstSentAt = performance.now()
-              traceTaskStep('supplier.firstChunkSent')
-            }
+            if (timing.firstSentAt === 0) timing.firstSentAt = performance.now()
             if (awaitingFirstToken) {
               awaitingFirstToken = false
               this.firstTokenSent()
