@@ -117,18 +117,21 @@ ${rows.join('\n')}
 `
 }
 
+/** Tokens over the summed time of the runs (each run weighs by its length). */
+const tokensPerSecond = (samples: Sample[]): number =>
+  (samples.reduce((a, s) => a + s.tokens, 0) * 1000) / samples.reduce((a, s) => a + s.totalMs, 0)
+
 function summarise(name: string, samples: Sample[]) {
   const ttft = samples.map(s => s.ttftMs)
   const total = samples.map(s => s.totalMs)
   const tokens = samples.reduce((a, s) => a + s.tokens, 0)
-  const time = samples.reduce((a, s) => a + s.totalMs, 0)
   return {
     name,
     ttftP50: percentile(ttft, 50),
     ttftP99: percentile(ttft, 99),
     totalP50: percentile(total, 50),
     totalP99: percentile(total, 99),
-    tokensPerSecond: (tokens * 1000) / time,
+    tokensPerSecond: tokensPerSecond(samples),
     tokensPerRun: tokens / samples.length
   }
 }
@@ -167,8 +170,11 @@ function stepLegs(runs: StepRun[], events: TaskStepEvent[], inProcessTtftP50: nu
     'task.firstChunk': 'chunk written; hop; distributor: read path, chunk opened, proof checked',
     'gateway.firstWrite': 'distributor → gateway: first text handed to the response'
   }
-  const legs = new Map<string, number[]>()
-  let complete = 0
+  // One row per leg: the time from the previous step (or the run's start) to this one, per run.
+  const rows = [
+    ...TASK_STEPS.map(step => ({ label: labels[step], runtime: step === 'supplier.firstToken', ms: [] as number[] })),
+    { label: 'hop; SDK: response and first delta parsed', runtime: false, ms: [] as number[] }
+  ]
   for (const run of runs) {
     const at = new Map<TaskStep, number>()
     for (const e of events) {
@@ -177,27 +183,23 @@ function stepLegs(runs: StepRun[], events: TaskStepEvent[], inProcessTtftP50: nu
       if (!at.has(e.step)) at.set(e.step, e.atMs)
     }
     if (Number.isNaN(run.firstMs) || TASK_STEPS.some(s => !at.has(s))) continue
-    complete++
     let previous = run.startMs
-    for (const step of TASK_STEPS) {
+    TASK_STEPS.forEach((step, i) => {
       const t = at.get(step)!
-      legs.set(step, [...(legs.get(step) ?? []), t - previous])
+      rows[i]!.ms.push(t - previous)
       previous = t
-    }
-    legs.set('sdk', [...(legs.get('sdk') ?? []), run.firstMs - previous])
+    })
+    rows.at(-1)!.ms.push(run.firstMs - previous)
   }
+  const complete = rows[0]!.ms.length
   if (complete === 0) return `No run passed every task step (${runs.length} runs, ${events.length} steps recorded).\n`
-  const rows = [
-    ...TASK_STEPS.map(s => [labels[s], legs.get(s)!] as const),
-    ['hop; SDK: response and first delta parsed', legs.get('sdk')!] as const
-  ]
-  const beside = rows.filter((_, i) => TASK_STEPS[i] !== 'supplier.firstToken').reduce((a, [, v]) => a + percentile(v, 50), 0)
+  const beside = rows.filter(r => !r.runtime).reduce((a, r) => a + percentile(r.ms, 50), 0)
   return `Where the time to first token goes (task steps each process timestamps on one monotonic clock, \`traceTaskStep\`
 in core; medians over the ${complete} node:http runs that passed every step, ms):
 
 | leg | p50 | p90 |
 | --- | --- | --- |
-${rows.map(([label, v]) => `| ${label} | ${fmt(percentile(v, 50), 3)} | ${fmt(percentile(v, 90), 3)} |`).join('\n')}
+${rows.map(r => `| ${r.label} | ${fmt(percentile(r.ms, 50), 3)} | ${fmt(percentile(r.ms, 90), 3)} |`).join('\n')}
 
 The legs other than the runtime's add up to ${fmt(beside, 2)} ms (sum of medians).
 `
@@ -326,7 +328,7 @@ async function latencyVsDirect(): Promise<string> {
   const addedTtft = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
     ttftP50Of(pick(samples, runs)) - ttftP50Of(pick(before, runs))
   const throughput = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
-    summarise('', pick(samples, runs)).tokensPerSecond / summarise('', pick(before, runs)).tokensPerSecond
+    tokensPerSecond(pick(samples, runs)) / tokensPerSecond(pick(before, runs))
   const paired = (samples: Sample[], before: Sample[]) => (runs: readonly number[]) =>
     percentile(
       runs.map(i => samples[i]!.ttftMs - before[i]!.ttftMs),
