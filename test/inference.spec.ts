@@ -676,10 +676,10 @@ describe('inference path (real processes)', function () {
       }
       const files = readdirSync(stepsDir).sort()
       expect(files.map(f => f.replace(/-\d+\.json$/, ''))).to.deep.equal(['distributor', 'supplier'])
-      const read = (i: number): { events: Array<{ step: string; atMs: number }>; dropped: number } =>
-        JSON.parse(readFileSync(join(stepsDir, files[i]!), 'utf8'))
-      const [distributor, supplier] = [read(0), read(1)]
-      expect(readFileSync(join(stepsDir, files[0]!), 'utf8') + readFileSync(join(stepsDir, files[1]!), 'utf8')).not.to.include(marker)
+      type StepsFile = { events: Array<{ step: string; atMs: number }>; dropped: number }
+      const texts = files.map(f => readFileSync(join(stepsDir, f), 'utf8'))
+      expect(texts.join('')).not.to.include(marker)
+      const [distributor, supplier] = texts.map(t => JSON.parse(t) as StepsFile) as [StepsFile, StepsFile]
       expect(distributor.dropped + supplier.dropped).to.equal(0)
       // One request: its steps once each, and in the order the request passed them across both processes.
       const all = [...distributor.events, ...supplier.events].sort((a, b) => a.atMs - b.atMs).map(e => e.step)
